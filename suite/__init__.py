@@ -1,0 +1,1 @@
+"""The harness: Hydra entry point and one trial (build, train, evaluate, record). Imports workloads and optimizers."""

@@ -1,0 +1,83 @@
+"""The run record: run-directory layout, trial ids, atomic JSON files and the append-only metrics log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# The config keys that define a trial (its id); `seed` names the run directory below the trial, and the
+# remaining keys (where results go, device, logging cadence, progress bar) do not change what is trained.
+TRIAL_KEYS = ("optimizer", "workload", "schedule", "grad_clip", "precision", "data_seed")
+FINISHED = ("completed", "diverged")
+
+
+def trial_id(cfg: dict) -> str:
+    """A short stable hash of the trial-defining keys of a resolved config."""
+    canonical = json.dumps({k: cfg[k] for k in TRIAL_KEYS}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def run_dir(cfg: dict) -> Path:
+    """<results_dir>/<workload>/<optimizer>/<trial_id>/seed<seed>/"""
+    return (
+        Path(cfg["results_dir"]).expanduser()
+        / cfg["workload"]["name"]
+        / cfg["optimizer"]["name"]
+        / trial_id(cfg)
+        / f"seed{cfg['seed']}"
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Non-finite floats become null (strict JSON has no NaN/inf)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same directory, fsync, rename: a reader sees the old or the new file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: dict) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per line, appended and flushed row by row."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "w")
+
+    def append(self, row: dict) -> None:
+        self._file.write(json.dumps(_jsonable(row), allow_nan=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,142 @@
+"""The training loop: timed steps (data + update), periodic held-out evaluation off the clock, divergence checks."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from suite.records import MetricsLog
+from workloads.base import Workload
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int
+    data_seed: int
+    grad_clip: float  # 0 = off
+    eval_every: int
+    log_every: int
+    divergence_factor: float
+    target: float | None
+    progress: bool
+
+
+@dataclass
+class Outcome:
+    status: str = "completed"  # or "diverged"
+    reason: str | None = None
+    steps: int = 0
+    tokens: int = 0
+    train_time_s: float = 0.0
+    final: dict | None = None
+    best: dict | None = None
+    time_to_target: dict | None = None
+
+
+class Clock:
+    """Wall time of the timed region only (AlgoPerf: data selection + update); pause it around evaluation."""
+
+    def __init__(self, device: torch.device):
+        self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self._total = 0.0
+        self._since: float | None = None
+
+    def start(self) -> None:
+        self._sync()
+        self._since = time.perf_counter()
+
+    def pause(self) -> None:
+        self._total = self.elapsed()
+        self._since = None
+
+    def elapsed(self) -> float:
+        if self._since is None:
+            return self._total
+        self._sync()
+        return self._total + time.perf_counter() - self._since
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    workload: Workload,
+    batch: torch.Tensor,
+    autocast: torch.autocast,
+    grad_clip: float,
+) -> torch.Tensor:
+    """One optimizer step with gradient accumulation over the workload's micro-batches; returns the mean loss."""
+    total = torch.zeros((), device=batch.device)
+    for micro in workload.micro_batch_split(batch):
+        with autocast:
+            loss = workload.loss(model, micro)
+        (loss / workload.micro_batches).backward()
+        total += loss.detach()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total / workload.micro_batches
+
+
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    workload: Workload,
+    settings: TrainSettings,
+    device: torch.device,
+    autocast: torch.autocast,
+    log: MetricsLog,
+) -> Outcome:
+    """Train for the step budget, log rows every `log_every` steps and evaluate every `eval_every` and at the end."""
+    out = Outcome()
+    metric = workload.primary_metric
+    first_loss: float | None = None
+    clock = Clock(device)
+    bar = tqdm(total=settings.steps, disable=not settings.progress, unit="step", mininterval=1.0, dynamic_ncols=True)
+    model.train()
+    clock.start()
+    for step in range(settings.steps):
+        lr = optimizer.param_groups[0]["lr"]
+        batch = workload.train_batch(step, settings.data_seed).to(device, non_blocking=True)
+        loss = train_step(model, optimizer, workload, batch, autocast, settings.grad_clip)
+        scheduler.step()
+        done = step + 1
+        out.steps, out.tokens = done, done * workload.tokens_per_step
+        is_eval = done % settings.eval_every == 0 or done == settings.steps
+        if not (is_eval or step == 0 or done % settings.log_every == 0):
+            continue
+        loss_value = loss.item()
+        out.train_time_s = clock.elapsed()
+        row = {"step": done, "tokens": out.tokens, "train_time_s": out.train_time_s, "train_loss": loss_value, "lr": lr}
+        first_loss = loss_value if first_loss is None else first_loss
+        if not math.isfinite(loss_value) or loss_value > settings.divergence_factor * first_loss:
+            out.status = "diverged"
+            out.reason = f"train loss {loss_value:.4g} at step {done} (first loss {first_loss:.4g})"
+            log.append(row)
+            break
+        if is_eval:
+            clock.pause()
+            model.eval()
+            metrics = workload.evaluate(model, device, autocast)
+            model.train()
+            clock.start()
+            row.update({f"eval/{k}": v for k, v in metrics.items()})
+            out.final = metrics
+            value = metrics[metric.name]
+            if out.best is None or metric.reached(value, out.best[metric.name]):
+                out.best = {metric.name: value, "step": done}
+            if settings.target is not None and out.time_to_target is None and metric.reached(value, settings.target):
+                out.time_to_target = {"steps": done, "tokens": out.tokens, "seconds": out.train_time_s}
+        log.append(row)
+        bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{out.tokens / max(out.train_time_s, 1e-9):,.0f}")
+        bar.update(done - bar.n)
+    bar.close()
+    if out.status == "diverged":
+        out.final = None
+    return out

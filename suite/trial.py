@@ -1,0 +1,230 @@
+"""One trial: validate and build everything, train, evaluate, and write the run record."""
+
+from __future__ import annotations
+
+import functools
+import resource
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from optimizers import OptimizerSpec, get_spec, schedules
+from suite.provenance import provenance
+from suite.records import FINISHED, MetricsLog, atomic_write_json, atomic_write_text, read_json, run_dir
+from suite.trainer import Outcome, TrainSettings, train
+from workloads import Workload, build_workload
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything checked and built before any training, so bad input fails before a file is touched."""
+
+    cfg: dict
+    spec: OptimizerSpec
+    workload: Workload
+    device: torch.device
+    directory: Path
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"device={name!r} is not a device name (auto, cpu, cuda, cuda:N)") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available here; use device=auto or device=cpu")
+    return device
+
+
+def check_settings(cfg: dict) -> None:
+    for key in ("eval_every", "log_every"):
+        if not isinstance(cfg[key], int) or cfg[key] <= 0:
+            raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}")
+    if cfg["precision"] not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+    if not cfg["grad_clip"] >= 0:
+        raise ValueError(f"grad_clip must be >= 0 (0 turns clipping off), got {cfg['grad_clip']}")
+    if not cfg["divergence_factor"] > 1:
+        raise ValueError(f"divergence_factor must be > 1, got {cfg['divergence_factor']}")
+
+
+def check_writable(directory: Path) -> None:
+    """Create the run directory's parents and prove we can write there, before any training."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(directory / ".write-test", "")
+        (directory / ".write-test").unlink()
+    except OSError as e:
+        raise ValueError(f"results directory {directory} is not writable: {e.strerror or e}") from e
+
+
+def prepare(cfg: dict) -> Plan:
+    """Validate the resolved config and build the workload; raises ValueError/OSError for bad input."""
+    check_settings(cfg)
+    hp = {k: v for k, v in cfg["optimizer"].items() if k != "name"}
+    spec = get_spec(cfg["optimizer"]["name"])
+    spec.validate(hp)
+    schedules.validate(cfg["schedule"])
+    device = resolve_device(cfg["device"])
+    workload = build_workload(cfg["workload"])
+    return Plan(cfg, spec, workload, device, run_dir(cfg))
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak CUDA memory allocated, or the process's peak resident set size on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def start_summary(plan: Plan) -> dict:
+    """The 'running' summary written before training: identity, budget, workload facts and provenance."""
+    cfg, workload = plan.cfg, plan.workload
+    facts = workload.facts()
+    return {
+        "status": "running",
+        "workload": workload.name,
+        "optimizer": cfg["optimizer"]["name"],
+        "seed": cfg["seed"],
+        "budget": {"steps": workload.steps, "tokens": workload.steps * workload.tokens_per_step},
+        **facts,
+        "target": workload.target,
+        "steps": 0,
+        "tokens": 0,
+        "train_time_s": 0.0,
+        "tokens_per_s": None,
+        "final": None,
+        "best": None,
+        "time_to_target": None,
+        "divergence": None,
+        "error": None,
+        "provenance": {
+            **provenance(plan.device, plan.spec.packages, facts["data_fingerprint"]),
+            "start_time": now(),
+        },
+    }
+
+
+def execute(plan: Plan, summary: dict) -> Outcome:
+    """Build model, optimizer and schedule, then train; records the parameter count in `summary`."""
+    cfg, workload, device = plan.cfg, plan.workload, plan.device
+    model = workload.build_model(cfg["seed"]).to(device)
+    summary["params_total"] = sum(p.numel() for p in model.parameters())
+    roles = workload.param_roles(model)
+    hp = {k: v for k, v in cfg["optimizer"].items() if k != "name"}
+    optimizer = plan.spec.build(dict(model.named_parameters()), roles, hp)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(schedules.lr_multiplier, total_steps=workload.steps, cfg=cfg["schedule"])
+    )
+    settings = TrainSettings(
+        steps=workload.steps,
+        data_seed=cfg["data_seed"],
+        grad_clip=cfg["grad_clip"],
+        eval_every=cfg["eval_every"],
+        log_every=cfg["log_every"],
+        divergence_factor=cfg["divergence_factor"],
+        target=workload.target,
+        progress=cfg["progress"],
+    )
+    dtype = PRECISIONS[cfg["precision"]]
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+    trained = torch.compile(model) if cfg["compile"] else model
+    log = MetricsLog(plan.directory / "metrics.jsonl")
+    try:
+        return train(trained, optimizer, scheduler, workload, settings, device, autocast, log)
+    finally:
+        log.close()
+
+
+def finish(plan: Plan, summary: dict, outcome: Outcome | None, error: str | None) -> dict:
+    """Write the final summary: status, metrics, timing and end time."""
+    summary["provenance"]["end_time"] = now()
+    summary["peak_mem_bytes"] = peak_memory_bytes(plan.device)
+    if outcome is None:
+        summary.update(status="failed", error=error)
+    else:
+        summary.update(
+            status=outcome.status,
+            divergence=outcome.reason,
+            final=outcome.final,
+            best=outcome.best,
+            steps=outcome.steps,
+            tokens=outcome.tokens,
+            train_time_s=outcome.train_time_s,
+            tokens_per_s=outcome.tokens / outcome.train_time_s if outcome.train_time_s > 0 else None,
+            time_to_target=outcome.time_to_target,
+        )
+    atomic_write_json(plan.directory / "summary.json", summary)
+    return summary
+
+
+def print_summary(summary: dict, directory: Path) -> None:
+    """A one-screen report of the trial."""
+    s = summary
+    lines = [f"trial    {s['workload']} / {s['optimizer']} / seed {s['seed']}  ->  {s['status']}"]
+    if s["status"] == "failed":
+        lines.append(f"error    {s['error']}")
+    else:
+        lines.append(
+            f"trained  {s['steps']} of {s['budget']['steps']} steps, {s['tokens']:,} tokens in "
+            f"{s['train_time_s']:.1f} s timed ({s['tokens_per_s'] or 0:,.0f} tokens/s)"
+        )
+        if s["status"] == "diverged":
+            lines.append(f"diverged {s['divergence']}")
+        final = ", ".join(f"{k} {v:.4f}" for k, v in (s["final"] or {}).items()) or "none"
+        best = s["best"] or {}
+        lines.append(f"eval     final {final}; best {', '.join(f'{k} {v:.4g}' for k, v in best.items()) or 'none'}")
+        if s.get("irreducible_loss") is not None:
+            lines.append(f"         irreducible loss {s['irreducible_loss']:.4f} (entropy rate of the source)")
+        ttt = s["time_to_target"]
+        target = "no target set" if s["target"] is None else (
+            f"target {s['target']}: " + (f"reached at step {ttt['steps']} ({ttt['seconds']:.1f} s)" if ttt else "missed")
+        )
+        lines.append(f"target   {target}")
+    total = f"{s['params_total']:,}" if "params_total" in s else "?"
+    lines.append(
+        f"model    {s['params_non_embedding']:,} non-embedding / {total} total parameters; "
+        f"peak memory {s['peak_mem_bytes'] / 2**20:,.0f} MiB"
+    )
+    lines.append(f"record   {directory}")
+    print("\n".join(lines))
+
+
+def run(cfg) -> int:
+    """Run one trial from a composed Hydra config; returns the process exit code."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        plan = prepare(resolved)
+        previous = read_json(plan.directory / "summary.json")
+        if previous and previous.get("status") in FINISHED:
+            print(f"trial already {previous['status']}: {plan.directory} (nothing to do)")
+            return 0
+        check_writable(plan.directory)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    summary = start_summary(plan)
+    atomic_write_text(plan.directory / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_json(plan.directory / "summary.json", summary)
+    try:
+        summary = finish(plan, summary, execute(plan, summary), None)
+    except (Exception, KeyboardInterrupt) as e:
+        traceback.print_exc()
+        error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        print_summary(finish(plan, summary, None, error), plan.directory)
+        return 130 if isinstance(e, KeyboardInterrupt) else 1
+    print_summary(summary, plan.directory)
+    return 0

@@ -1,0 +1,18 @@
+"""Workloads: models, data and metrics. Knows nothing about optimizers or launching."""
+
+from __future__ import annotations
+
+from workloads.base import Metric, ParamRole, Workload
+from workloads.lm.workload import LanguageModel
+
+FAMILIES: dict[str, type[Workload]] = {"lm": LanguageModel}
+
+
+def build_workload(cfg: dict) -> Workload:
+    """Build the workload described by a resolved `workload` config (its `family` picks the class)."""
+    if cfg["family"] not in FAMILIES:
+        raise ValueError(f"unknown workload family {cfg['family']!r}; valid: {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[cfg["family"]](cfg)
+
+
+__all__ = ["FAMILIES", "Metric", "ParamRole", "Workload", "build_workload"]

@@ -1,0 +1,102 @@
+"""The workload interface: what the harness needs from a model + data + metric, nothing about optimizers."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+class ParamRole(str, enum.Enum):
+    """What a parameter is, so optimizers can split parameters without guessing from names or shapes."""
+
+    EMBEDDING = "embedding"
+    HEAD = "head"
+    HIDDEN_MATRIX = "hidden_matrix"
+    CONV_KERNEL = "conv_kernel"
+    NORM = "norm"
+    BIAS = "bias"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An evaluation metric and whether lower or higher is better."""
+
+    name: str
+    lower_is_better: bool = True
+
+    def reached(self, value: float, target: float) -> bool:
+        return value <= target if self.lower_is_better else value >= target
+
+
+class Workload(ABC):
+    """A model, a train stream, a fixed held-out set and a loss, plus the facts the harness records."""
+
+    name: str
+    steps: int  # the step budget
+    examples_per_step: int  # sequences (or images) per optimizer step
+    tokens_per_step: int  # tokens per optimizer step (examples for non-sequence workloads)
+    micro_batches: int  # gradient-accumulation chunks per step
+    primary_metric: Metric
+    target: float | None
+
+    @abstractmethod
+    def build_model(self, seed: int) -> nn.Module:
+        """A freshly initialised model on the CPU, deterministic in `seed`."""
+
+    @abstractmethod
+    def param_roles(self, model: nn.Module) -> dict[str, ParamRole]:
+        """The role of every named parameter of `model`."""
+
+    @abstractmethod
+    def train_batch(self, step: int, data_seed: int) -> torch.Tensor:
+        """The training batch for optimizer step `step`: a pure function of (step, data_seed)."""
+
+    @abstractmethod
+    def eval_batches(self) -> Iterable[torch.Tensor]:
+        """The fixed held-out set, in batches; identical for every trial."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        """Mean training loss of `model` on `batch` (a scalar tensor)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, device: torch.device, autocast: torch.autocast) -> dict[str, float]:
+        """Eval metrics on the held-out set (keys without the `eval/` prefix); the model is in eval mode."""
+
+    @abstractmethod
+    def facts(self) -> dict:
+        """Facts for the record: FLOPs per token, parameter counts, data fingerprint, irreducible loss..."""
+
+    def micro_batch_split(self, batch: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Split a step's batch into its gradient-accumulation chunks."""
+        return iter(batch.chunk(self.micro_batches))
+
+
+def roles_by_module(model: nn.Module, embeddings: tuple[nn.Module, ...], heads: tuple[nn.Module, ...]) -> dict:
+    """Assign roles from module types: the given embedding/head modules, other 2-D weights are hidden
+    matrices, 4-D weights conv kernels, norm weights norms, any `bias` a bias."""
+    roles: dict[str, ParamRole] = {}
+    for mod_name, module in model.named_modules():
+        for p_name, p in module.named_parameters(recurse=False):
+            full = f"{mod_name}.{p_name}" if mod_name else p_name
+            if p_name == "bias":
+                role = ParamRole.BIAS
+            elif module in embeddings:
+                role = ParamRole.EMBEDDING
+            elif module in heads:
+                role = ParamRole.HEAD
+            elif isinstance(module, nn.RMSNorm | nn.LayerNorm | nn.modules.batchnorm._NormBase | nn.GroupNorm):
+                role = ParamRole.NORM
+            elif p.ndim == 2:
+                role = ParamRole.HIDDEN_MATRIX
+            elif p.ndim == 4:
+                role = ParamRole.CONV_KERNEL
+            else:
+                raise ValueError(f"cannot tell the role of parameter {full!r} (shape {tuple(p.shape)})")
+            roles[full] = role
+    return roles

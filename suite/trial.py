@@ -190,8 +190,13 @@ def print_summary(summary: dict, directory: Path) -> None:
         if s.get("irreducible_loss") is not None:
             lines.append(f"         irreducible loss {s['irreducible_loss']:.4f} (entropy rate of the source)")
         ttt = s["time_to_target"]
-        target = "no target set" if s["target"] is None else (
-            f"target {s['target']}: " + (f"reached at step {ttt['steps']} ({ttt['seconds']:.1f} s)" if ttt else "missed")
+        target = (
+            "no target set"
+            if s["target"] is None
+            else (
+                f"target {s['target']}: "
+                + (f"reached at step {ttt['steps']} ({ttt['seconds']:.1f} s)" if ttt else "missed")
+            )
         )
         lines.append(f"target   {target}")
     total = f"{s['params_total']:,}" if "params_total" in s else "?"

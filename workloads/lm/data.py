@@ -90,13 +90,14 @@ def sample_chains(P: np.ndarray, n_tokens: int, n_chains: int, rng: np.random.Ge
     """`n_chains` independent chains started from the stationary distribution, concatenated."""
     vocab = P.shape[0]
     length = -(-n_tokens // n_chains)
-    cdf = np.cumsum(P, axis=1)
+    # Row i of the CDF shifted by i: one sorted array, so one searchsorted samples every chain's next token.
+    shifted_cdf = (np.cumsum(P, axis=1) + np.arange(vocab)[:, None]).ravel()
+    shifted_cdf[vocab - 1 :: vocab] = np.arange(1, vocab + 1)  # each row ends exactly at i + 1
     out = np.empty((n_chains, length), dtype=np.uint16)
     state = rng.choice(vocab, size=n_chains, p=stationary_distribution(P))
     out[:, 0] = state
     for t in range(1, length):
-        u = rng.random(n_chains)
-        state = np.minimum((cdf[state] < u[:, None]).sum(axis=1), vocab - 1)
+        state = np.searchsorted(shifted_cdf, state + rng.random(n_chains), side="right") - state * vocab
         out[:, t] = state
     return out.reshape(-1)[:n_tokens]
 

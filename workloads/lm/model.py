@@ -108,7 +108,9 @@ class Transformer(nn.Module):
         """GPT-2 initialisation: N(0, 0.02), residual output projections scaled by 1/sqrt(2 n_layer)."""
         for name, p in self.named_parameters():
             if p.ndim == 2:
-                std = 0.02 / math.sqrt(2 * self.shape.n_layer) if name.endswith(("proj.weight", "down.weight")) else 0.02
+                std = (
+                    0.02 / math.sqrt(2 * self.shape.n_layer) if name.endswith(("proj.weight", "down.weight")) else 0.02
+                )
                 nn.init.normal_(p, mean=0.0, std=std)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:

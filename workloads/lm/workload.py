@@ -25,14 +25,14 @@ def lm_shape(cfg: dict, vocab_size: int) -> LMShape:
 
 
 def token_budget(cfg: dict, non_embedding_params: int) -> int:
-    """Explicit `tokens`, or `chinchilla` x 20 tokens per non-embedding parameter."""
+    """Explicit `tokens` when set, else `chinchilla` x 20 tokens per non-embedding parameter."""
+    for key in ("tokens", "chinchilla"):
+        if cfg.get(key) is not None and not cfg[key] > 0:
+            raise ValueError(f"workload.{key} must be positive, got {cfg[key]}")
     if cfg.get("tokens") is not None:
-        tokens = int(cfg["tokens"])
-        if tokens <= 0:
-            raise ValueError(f"workload.tokens must be positive, got {tokens}")
-        return tokens
-    if cfg["chinchilla"] is None or cfg["chinchilla"] <= 0:
-        raise ValueError(f"workload.chinchilla must be positive, got {cfg['chinchilla']}")
+        return int(cfg["tokens"])
+    if cfg.get("chinchilla") is None:
+        raise ValueError("workload budget missing: set workload.chinchilla or workload.tokens")
     return round(cfg["chinchilla"] * TOKENS_PER_PARAM_CHINCHILLA * non_embedding_params)
 
 
@@ -44,7 +44,9 @@ class LanguageModel(Workload):
         self.target = cfg.get("target")
         batch, micro, seq = cfg["batch_size"], cfg["micro_batch_size"], cfg["seq_len"]
         if batch <= 0 or micro <= 0 or seq <= 0:
-            raise ValueError(f"workload batch_size, micro_batch_size and seq_len must be positive ({batch}, {micro}, {seq})")
+            raise ValueError(
+                f"workload batch_size, micro_batch_size and seq_len must be positive ({batch}, {micro}, {seq})"
+            )
         if batch % micro:
             raise ValueError(
                 f"workload.batch_size={batch} is not a multiple of workload.micro_batch_size={micro}: "
@@ -71,7 +73,9 @@ class LanguageModel(Workload):
         self._window_offsets = np.concatenate(([0], np.cumsum(self._window_counts)))
         n_eval = max(1, min(cfg["eval_tokens"], len(self.data.val) - 1) // seq)
         starts = np.arange(n_eval) * seq
-        self._eval_windows = torch.from_numpy(np.stack([self.data.val[s : s + window] for s in starts]).astype(np.int64))
+        self._eval_windows = torch.from_numpy(
+            np.stack([self.data.val[s : s + window] for s in starts]).astype(np.int64)
+        )
         self._eval_batch = micro
 
     def build_model(self, seed: int) -> nn.Module:

@@ -1,0 +1,33 @@
+"""Every config file in conf/ composes, and every group option passes its own validation."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from optimizers import get_spec, schedules
+from tests.conftest import CONF, compose_config
+
+GROUPS = ["optimizer", "workload", "schedule", "workload/data"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes_and_validates(group, option):
+    cfg = OmegaConf.to_container(compose_config([f"{group}={option}"]), resolve=True)
+    hp = {k: v for k, v in cfg["optimizer"].items() if k != "name"}
+    get_spec(cfg["optimizer"]["name"]).validate(hp)
+    schedules.validate(cfg["schedule"])
+    assert cfg["workload"]["data"]["source"]
+    if group == "workload":
+        assert cfg["workload"]["name"] == option
+    if group == "workload/data":
+        assert cfg["workload"]["data"]["source"] == option
+
+
+def test_unknown_optimizer_hyperparameter_is_named():
+    with pytest.raises(ValueError, match="optimizer adamw: unknown hyperparameter 'momentum'"):
+        get_spec("adamw").validate({"lr": 1e-3, "momentum": 0.9})

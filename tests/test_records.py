@@ -1,0 +1,58 @@
+"""Record plumbing: trial ids, atomic JSON, the timed clock."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from omegaconf import OmegaConf
+
+from suite.records import atomic_write_json, run_dir, trial_id
+from suite.trainer import Clock
+from tests.conftest import compose_config
+
+
+def resolved(overrides):
+    return OmegaConf.to_container(compose_config(overrides), resolve=True)
+
+
+def test_trial_id_depends_on_what_defines_the_trial():
+    base = trial_id(resolved([]))
+    assert base == trial_id(resolved([]))  # stable
+    assert base == trial_id(resolved(["seed=3", "results_dir=/elsewhere", "progress=false", "eval_every=7"]))
+    for change in ("optimizer.lr=0.002", "workload.tokens=4096", "schedule=wsd", "grad_clip=0", "data_seed=1"):
+        assert trial_id(resolved([change])) != base, change
+
+
+def test_run_dir_layout():
+    cfg = resolved(["results_dir=/r", "seed=4"])
+    assert str(run_dir(cfg)) == f"/r/lm_tiny/adamw/{trial_id(cfg)}/seed4"
+
+
+def test_atomic_write_leaves_old_or_new_and_no_temp_files(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    atomic_write_json(path, {"status": "running", "x": float("nan")})
+    assert json.loads(path.read_text()) == {"status": "running", "x": None}
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", crash)
+    with pytest.raises(OSError):
+        atomic_write_json(path, {"status": "completed"})
+    assert json.loads(path.read_text())["status"] == "running"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_clock_excludes_paused_time():
+    import torch
+
+    clock = Clock(torch.device("cpu"))
+    clock.start()
+    time.sleep(0.05)
+    clock.pause()
+    time.sleep(0.3)  # evaluation, off the clock
+    clock.start()
+    time.sleep(0.05)
+    assert 0.1 <= clock.elapsed() < 0.3

@@ -89,3 +89,13 @@ def test_synthetic_source_reports_irreducible_loss(results):
     summary = read_summary(only_run_dir(results))
     assert 0 < summary["irreducible_loss"] < summary["final"]["loss"]
     assert summary["data_fingerprint"].startswith("synthetic:")
+
+
+def test_compiled_model_trains_like_the_eager_one(tmp_path):
+    small = ["workload.n_layer=1", "workload.d_model=32", "workload.n_head=2", "workload.tokens=4096"]
+    losses = {}
+    for compiled in (False, True):
+        results = tmp_path / str(compiled)
+        assert run_trial(results, f"compile={str(compiled).lower()}", *small) == 0
+        losses[compiled] = [r["train_loss"] for r in read_metrics(only_run_dir(results))]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)

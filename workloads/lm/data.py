@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,10 +40,11 @@ def stdlib_text(cfg: dict) -> TokenData:
     The fingerprint hashes every path and byte, so results from different Python versions never mix silently.
     """
     root = Path(sysconfig.get_paths()["stdlib"])
-    paths = sorted(
-        (p for p in root.rglob("*.py") if "site-packages" not in p.parts and "__pycache__" not in p.parts),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
+    paths = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in ("site-packages", "dist-packages", "__pycache__")]
+        paths += [Path(directory, f) for f in files if f.endswith(".py")]
+    paths.sort(key=lambda p: p.relative_to(root).as_posix())
     digest = hashlib.sha256()
     train, val = [], []
     for path in paths:

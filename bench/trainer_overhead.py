@@ -4,7 +4,8 @@
 
 Both loops train the same model (same initial weights) with the same optimizer for the same number of steps;
 the bare loop reads pre-built batch tensors, the suite reads its workload's stream and does everything a trial
-does (scheduling, clipping, logging rows to metrics.jsonl, divergence checks, a final evaluation on one window).
+does (setting the scheduled lr, clipping, logging rows to metrics.jsonl, divergence checks, a final
+evaluation on one window).
 Rounds alternate suite/bare so drifts in machine speed hit both; the ratio of the medians is printed.
 """
 
@@ -26,6 +27,7 @@ from omegaconf import OmegaConf
 from optimizers import get_spec
 from suite.records import MetricsLog
 from suite.trainer import TrainSettings, train
+from suite.trial import build_optimization
 from workloads import build_workload
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -44,8 +46,6 @@ def main() -> None:
         )
     workload = build_workload(cfg["workload"])
     model0 = workload.build_model(seed=0)
-    roles = workload.param_roles(model0)
-    hp = {k: v for k, v in cfg["optimizer"].items() if k != "name"}
     spec = get_spec(cfg["optimizer"]["name"])
     batches = [workload.train_batch(step, 0) for step in range(args.steps)]
     cpu = torch.device("cpu")
@@ -63,21 +63,21 @@ def main() -> None:
 
     def fresh():
         model = copy.deepcopy(model0)
-        return model, spec.build(dict(model.named_parameters()), roles, hp)
+        return model, build_optimization(spec, cfg, model, workload)
 
     def suite_loop() -> float:
-        model, optimizer = fresh()
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        model, opt = fresh()
         with tempfile.TemporaryDirectory() as tmp:
             log = MetricsLog(Path(tmp) / "metrics.jsonl")
             start = time.perf_counter()
-            train(model, optimizer, scheduler, workload, settings, cpu, no_autocast, log)
+            train(model, opt, workload, settings, cpu, no_autocast, log)
             elapsed = time.perf_counter() - start
             log.close()
         return elapsed
 
     def bare_loop() -> float:
-        model, optimizer = fresh()
+        model, opt = fresh()
+        optimizer = opt.optimizer
         start = time.perf_counter()
         for batch in batches:
             logits = model(batch[:, :-1])

@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
-from optimizers import adamw
-from optimizers.spec import OptimizerSpec
+from optimizers import (
+    adam_mini,
+    adamw,
+    ademamix,
+    adopt,
+    dadapt_adam,
+    dog,
+    kron,
+    lion,
+    mars,
+    mechanic,
+    muon,
+    nadamw,
+    prodigy,
+    scion,
+    sf_adamw,
+    sgd,
+    soap,
+    sophia,
+)
+from optimizers.spec import BuildContext, OptimizerSpec, hyperparameters
 
-REGISTRY: dict[str, OptimizerSpec] = {spec.name: spec for spec in (adamw.SPEC,)}
+MODULES = (
+    adamw,
+    nadamw,
+    sgd,
+    muon,
+    soap,
+    lion,
+    adopt,
+    ademamix,
+    mars,
+    kron,
+    adam_mini,
+    scion,
+    sophia,
+    sf_adamw,
+    prodigy,
+    dadapt_adam,
+    dog,
+    mechanic,
+)
+REGISTRY: dict[str, OptimizerSpec] = {m.SPEC.name: m.SPEC for m in MODULES}
 
 
 def get_spec(name: str) -> OptimizerSpec:
@@ -14,4 +53,4 @@ def get_spec(name: str) -> OptimizerSpec:
     return REGISTRY[name]
 
 
-__all__ = ["REGISTRY", "OptimizerSpec", "get_spec"]
+__all__ = ["REGISTRY", "BuildContext", "OptimizerSpec", "get_spec", "hyperparameters"]

@@ -46,13 +46,17 @@ def validate(cfg: Mapping) -> None:
         raise ValueError(f"schedule.decay_fraction must lie in (0, 1], got {cfg['decay_fraction']}")
 
 
+def warmup_steps(total_steps: int, cfg: Mapping) -> int:
+    return math.floor(cfg["warmup"] * total_steps)
+
+
 def lr_multiplier(step: int, total_steps: int, cfg: Mapping) -> float:
     """Multiplier for the update at `step` (0-based): linear warmup over the first `warmup` fraction of the
     steps, then the named schedule over the rest, reaching its final value on the last step."""
-    warmup_steps = math.floor(cfg["warmup"] * total_steps)
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    decay_steps = total_steps - warmup_steps - 1
-    t = 1.0 if decay_steps <= 0 else min(1.0, (step - warmup_steps) / decay_steps)
+    warmup = warmup_steps(total_steps, cfg)
+    if step < warmup:
+        return (step + 1) / warmup
+    decay_steps = total_steps - warmup - 1
+    t = 1.0 if decay_steps <= 0 else min(1.0, (step - warmup) / decay_steps)
     extra = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
     return SCHEDULES[cfg["name"]](t, cfg["min_lr_ratio"], **extra)

@@ -1,9 +1,11 @@
-"""The optimizer spec: how one optimizer is built from role-tagged parameters, and what it accepts."""
+"""The optimizer spec: how one optimizer is built from role-tagged parameters, what it accepts, and what the
+harness must do for it (schedule or not, train/eval modes, averaged weights for evaluation, Hessian steps)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -12,19 +14,46 @@ from workloads.base import ParamRole
 
 NamedParams = Mapping[str, nn.Parameter]
 Roles = Mapping[str, ParamRole]
-Builder = Callable[[NamedParams, Roles, Mapping], torch.optim.Optimizer]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a builder may need beyond parameters and hyperparameters."""
+
+    total_steps: int
+    warmup_steps: int
+    model_facts: Mapping[str, Any] = field(default_factory=dict)  # e.g. d_model, n_head for Adam-mini
+
+
+Builder = Callable[[NamedParams, Roles, Mapping, BuildContext], Any]
+
+
+class Averager(Protocol):
+    """Weights averaged over training, evaluated instead of the raw iterate (DoG's polynomial-decay averager)."""
+
+    def step(self) -> None: ...
+
+    @property
+    def averaged_model(self) -> nn.Module: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """One optimizer: its builder (which also splits parameters by role into groups), the hyperparameter
-    keys its YAML may set (defaults and their sources live in conf/optimizer/<name>.yaml), and the
-    distributions whose versions go into every run record."""
+    """One optimizer. Defaults and their sources live in conf/optimizer/<name>.yaml; the spec says how to build
+    it (its builder also splits parameters by role into groups) and which harness hooks it needs."""
 
     name: str
     build: Builder
     hparams: frozenset[str]
-    packages: tuple[str, ...] = ("torch",)
+    packages: tuple[str, ...] = ("torch",)  # distributions whose versions go into every run record
+    external_schedule: bool = True  # False: the optimizer schedules itself (Schedule-Free, DoG); lr stays at peak
+    train_eval_modes: bool = False  # optimizer.train()/.eval() around evaluation and checkpoints (Schedule-Free)
+    averager: Callable[[nn.Module], Averager] | None = None  # evaluate averaged weights (DoG)
+    hessian_step: Callable[[Any], bool] | None = None  # does this step's backward need create_graph (SophiaH)?
 
     def validate(self, hp: Mapping) -> None:
         """Refuse unknown keys and out-of-range values with a message naming the key and the optimizer."""
@@ -34,12 +63,37 @@ class OptimizerSpec:
                     f"optimizer {self.name}: unknown hyperparameter {key!r}; valid: {', '.join(sorted(self.hparams))}"
                 )
         for key, value in hp.items():
-            if (key == "lr" or key.endswith("_lr")) and not value > 0:
+            kind = key.rsplit("_", 1)[-1] if key.rsplit("_", 1)[-1] in ("lr", "betas", "eps") else key
+            if kind == "lr" and not value > 0:
                 raise ValueError(f"optimizer {self.name}: {key} must be positive, got {value}")
-            if key in ("eps", "weight_decay") and not value >= 0:
+            if (kind == "eps" or key.endswith("weight_decay")) and not value >= 0:
                 raise ValueError(f"optimizer {self.name}: {key} must be non-negative, got {value}")
-            if key == "betas" and not all(0 <= b < 1 for b in value):
-                raise ValueError(f"optimizer {self.name}: every beta must lie in [0, 1), got {list(value)}")
+            if kind == "betas" and not all(0 <= b < 1 for b in value):
+                raise ValueError(f"optimizer {self.name}: every value of {key} must lie in [0, 1), got {list(value)}")
+            if key == "momentum" and not 0 <= value < 1:
+                raise ValueError(f"optimizer {self.name}: momentum must lie in [0, 1), got {value}")
+
+    def validate_search_space(self, space: Mapping) -> None:
+        """Each entry names a hyperparameter (or `name.i`, element i of a list such as betas) and a range
+        {low, high, scale} with low < high, scale log or linear, and log ranges strictly positive."""
+        for key, dim in space.items():
+            where = f"optimizer {self.name}: search_space.{key}"
+            if key.split(".")[0] not in self.hparams:
+                raise ValueError(f"{where} is not a hyperparameter of {self.name}")
+            if set(dim) != {"low", "high", "scale"} or dim["scale"] not in SCALES:
+                raise ValueError(f"{where} must be {{low, high, scale}} with scale one of {', '.join(SCALES)}")
+            if not dim["low"] < dim["high"]:
+                raise ValueError(f"{where}: low {dim['low']} must be below high {dim['high']}")
+            if dim["scale"] == "log" and not dim["low"] > 0:
+                raise ValueError(f"{where}: a log scale needs positive values, got low {dim['low']}")
+
+
+SCALES = ("log", "linear")
+
+
+def hyperparameters(optimizer_cfg: Mapping) -> dict:
+    """The hyperparameters of an optimizer config: everything but its name and its tuning search space."""
+    return {k: v for k, v in optimizer_cfg.items() if k not in ("name", "search_space")}
 
 
 def split_by_roles(params: NamedParams, roles: Roles, selected: set[ParamRole]) -> tuple[list, list]:
@@ -47,3 +101,39 @@ def split_by_roles(params: NamedParams, roles: Roles, selected: set[ParamRole]) 
     inside = [p for name, p in params.items() if roles[name] in selected]
     outside = [p for name, p in params.items() if roles[name] not in selected]
     return inside, outside
+
+
+def decay_groups(params: NamedParams, roles: Roles, hp: Mapping, weight_decay_key: str = "weight_decay") -> list:
+    """Two groups: roles in hp['no_decay_roles'] with weight decay 0, the others with hp[weight_decay_key]."""
+    no_decay, decay = split_by_roles(params, roles, {ParamRole(r) for r in hp["no_decay_roles"]})
+    groups = [{"params": decay, "weight_decay": hp[weight_decay_key]}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def on_cuda(params: NamedParams) -> bool:
+    return next(iter(params.values())).is_cuda
+
+
+class ChainedOptimizer:
+    """Optimizers over disjoint parameter sets stepped as one (a matrix optimizer and its AdamW companion).
+
+    Exposes the union of their param_groups (the same dicts), so the harness's schedule reaches every group."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer):
+        self.optimizers = optimizers
+        self.param_groups = [g for opt in optimizers for g in opt.param_groups]
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [opt.state_dict() for opt in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for opt, sub in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(sub)

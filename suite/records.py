@@ -18,7 +18,10 @@ FINISHED = ("completed", "diverged")
 
 def trial_id(cfg: dict) -> str:
     """A short stable hash of the trial-defining keys of a resolved config."""
-    canonical = json.dumps({k: cfg[k] for k in TRIAL_KEYS}, sort_keys=True, separators=(",", ":"))
+    defining = {k: cfg[k] for k in TRIAL_KEYS}
+    # the search space belongs to tuning, not to the trial
+    defining["optimizer"] = {k: v for k, v in cfg["optimizer"].items() if k != "search_space"}
+    canonical = json.dumps(defining, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 

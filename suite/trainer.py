@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import tqdm
 
+from optimizers.spec import Averager, OptimizerSpec
 from suite.records import MetricsLog
 from workloads.base import Workload
 
@@ -61,32 +66,76 @@ class Clock:
         return self._total + time.perf_counter() - self._since
 
 
+@dataclass
+class Optimization:
+    """An optimizer with what its spec asks of the harness: the lr multiplier per step and an optional averager."""
+
+    optimizer: Any
+    spec: OptimizerSpec
+    lr_multiplier: Callable[[int], float]
+    averager: Averager | None = None
+
+    def set_lr(self, step: int) -> float:
+        """Set every group's lr to its peak lr times the schedule's multiplier for `step`; returns group 0's."""
+        multiplier = self.lr_multiplier(step) if self.spec.external_schedule else 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * multiplier
+        return self.optimizer.param_groups[0]["lr"]
+
+    def train_mode(self) -> None:
+        if self.spec.train_eval_modes:
+            self.optimizer.train()
+
+    def eval_mode(self) -> None:
+        if self.spec.train_eval_modes:
+            self.optimizer.eval()
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        return self.averager.averaged_model if self.averager else model
+
+
 def train_step(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    opt: Optimization,
     workload: Workload,
     batch: torch.Tensor,
     autocast: torch.autocast,
     grad_clip: float,
 ) -> torch.Tensor:
     """One optimizer step with gradient accumulation over the workload's micro-batches; returns the mean loss."""
+    hessian = opt.spec.hessian_step is not None and opt.spec.hessian_step(opt.optimizer)
+    # Hessian-vector products differentiate the backward pass; only the math attention kernel supports that.
+    kernel = sdpa_kernel(SDPBackend.MATH) if hessian else contextlib.nullcontext()
     total = torch.zeros((), device=batch.device)
-    for micro in workload.micro_batch_split(batch):
-        with autocast:
-            loss = workload.loss(model, micro)
-        (loss / workload.micro_batches).backward()
-        total += loss.detach()
+    with kernel:
+        for micro in workload.micro_batch_split(batch):
+            with autocast:
+                loss = workload.loss(model, micro)
+            (loss / workload.micro_batches).backward(create_graph=hessian)
+            total += loss.detach()
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    opt.optimizer.step()
+    opt.optimizer.zero_grad(set_to_none=True)
+    if opt.averager:
+        opt.averager.step()
     return total / workload.micro_batches
+
+
+def evaluate(model: nn.Module, opt: Optimization, workload: Workload, device, autocast) -> dict[str, float]:
+    """Held-out metrics of the weights the optimizer says to evaluate, in eval mode; back to train mode after."""
+    opt.eval_mode()
+    eval_model = opt.eval_model(model)
+    eval_model.eval()
+    metrics = workload.evaluate(eval_model, device, autocast)
+    model.train()
+    opt.train_mode()
+    return metrics
 
 
 def train(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    opt: Optimization,
     workload: Workload,
     settings: TrainSettings,
     device: torch.device,
@@ -100,12 +149,12 @@ def train(
     clock = Clock(device)
     bar = tqdm(total=settings.steps, disable=not settings.progress, unit="step", mininterval=1.0, dynamic_ncols=True)
     model.train()
+    opt.train_mode()
     clock.start()
     for step in range(settings.steps):
-        lr = optimizer.param_groups[0]["lr"]
+        lr = opt.set_lr(step)
         batch = workload.train_batch(step, settings.data_seed).to(device, non_blocking=True)
-        loss = train_step(model, optimizer, workload, batch, autocast, settings.grad_clip)
-        scheduler.step()
+        loss = train_step(model, opt, workload, batch, autocast, settings.grad_clip)
         done = step + 1
         out.steps, out.tokens = done, done * workload.tokens_per_step
         is_eval = done % settings.eval_every == 0 or done == settings.steps
@@ -122,9 +171,7 @@ def train(
             break
         if is_eval:
             clock.pause()
-            model.eval()
-            metrics = workload.evaluate(model, device, autocast)
-            model.train()
+            metrics = evaluate(model, opt, workload, device, autocast)
             clock.start()
             row.update({f"eval/{k}": v for k, v in metrics.items()})
             out.final = metrics

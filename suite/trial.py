@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from optimizers import OptimizerSpec, get_spec, schedules
+from optimizers import BuildContext, OptimizerSpec, get_spec, hyperparameters, schedules
 from suite.provenance import provenance
 from suite.records import FINISHED, MetricsLog, atomic_write_json, atomic_write_text, read_json, run_dir
-from suite.trainer import Outcome, TrainSettings, train
+from suite.trainer import Optimization, Outcome, TrainSettings, train
 from workloads import Workload, build_workload
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -70,9 +70,9 @@ def check_writable(directory: Path) -> None:
 def prepare(cfg: dict) -> Plan:
     """Validate the resolved config and build the workload; raises ValueError/OSError for bad input."""
     check_settings(cfg)
-    hp = {k: v for k, v in cfg["optimizer"].items() if k != "name"}
     spec = get_spec(cfg["optimizer"]["name"])
-    spec.validate(hp)
+    spec.validate(hyperparameters(cfg["optimizer"]))
+    spec.validate_search_space(cfg["optimizer"].get("search_space") or {})
     schedules.validate(cfg["schedule"])
     device = resolve_device(cfg["device"])
     workload = build_workload(cfg["workload"])
@@ -88,6 +88,20 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_optimization(spec: OptimizerSpec, cfg: dict, model, workload: Workload) -> Optimization:
+    """The optimizer over the model's role-tagged parameters, its schedule and (if the spec asks) its averager."""
+    warmup_steps = schedules.warmup_steps(workload.steps, cfg["schedule"])
+    ctx = BuildContext(total_steps=workload.steps, warmup_steps=warmup_steps, model_facts=workload.facts())
+    params, roles = dict(model.named_parameters()), workload.param_roles(model)
+    optimizer = spec.build(params, roles, hyperparameters(cfg["optimizer"]), ctx)
+    return Optimization(
+        optimizer=optimizer,
+        spec=spec,
+        lr_multiplier=functools.partial(schedules.lr_multiplier, total_steps=workload.steps, cfg=cfg["schedule"]),
+        averager=spec.averager(model) if spec.averager else None,
+    )
 
 
 def start_summary(plan: Plan) -> dict:
@@ -123,12 +137,7 @@ def execute(plan: Plan, summary: dict) -> Outcome:
     cfg, workload, device = plan.cfg, plan.workload, plan.device
     model = workload.build_model(cfg["seed"]).to(device)
     summary["params_total"] = sum(p.numel() for p in model.parameters())
-    roles = workload.param_roles(model)
-    hp = {k: v for k, v in cfg["optimizer"].items() if k != "name"}
-    optimizer = plan.spec.build(dict(model.named_parameters()), roles, hp)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, functools.partial(schedules.lr_multiplier, total_steps=workload.steps, cfg=cfg["schedule"])
-    )
+    opt = build_optimization(plan.spec, cfg, model, workload)
     settings = TrainSettings(
         steps=workload.steps,
         data_seed=cfg["data_seed"],
@@ -144,7 +153,7 @@ def execute(plan: Plan, summary: dict) -> Outcome:
     trained = torch.compile(model) if cfg["compile"] else model
     log = MetricsLog(plan.directory / "metrics.jsonl")
     try:
-        return train(trained, optimizer, scheduler, workload, settings, device, autocast, log)
+        return train(trained, opt, workload, settings, device, autocast, log)
     finally:
         log.close()
 

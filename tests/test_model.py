@@ -31,16 +31,16 @@ def test_non_embedding_parameter_count(name):
     assert (shape.n_layer, shape.d_model, shape.mlp_hidden) == (layers, d, h)
     with torch.device("meta"):  # count without allocating the large ones
         model = Transformer(shape)
-    counted = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("embed.", "head.")))
+    counted = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("embed.", "lm_head.")))
     assert counted == shape.non_embedding_params == expected
     assert abs(expected - NOMINAL[name]) / NOMINAL[name] < 0.1  # the names are honest
 
 
 def test_roles_cover_every_parameter():
     model = Transformer(LMShape(vocab_size=64, n_layer=2, n_head=2, d_model=32, seq_len=16))
-    roles = roles_by_module(model, embeddings=(model.embed,), heads=(model.head,))
+    roles = roles_by_module(model, embeddings=(model.embed,), heads=(model.lm_head,))
     assert roles.keys() == dict(model.named_parameters()).keys()
-    assert roles["embed.weight"] == ParamRole.EMBEDDING and roles["head.weight"] == ParamRole.HEAD
+    assert roles["embed.weight"] == ParamRole.EMBEDDING and roles["lm_head.weight"] == ParamRole.HEAD
     assert {n for n, r in roles.items() if r == ParamRole.NORM} == {
         "blocks.0.attn_norm.weight",
         "blocks.0.mlp_norm.weight",
@@ -48,7 +48,7 @@ def test_roles_cover_every_parameter():
         "blocks.1.mlp_norm.weight",
         "norm.weight",
     }
-    assert sum(r == ParamRole.HIDDEN_MATRIX for r in roles.values()) == 2 * 5  # qkv, proj, gate, up, down
+    assert sum(r == ParamRole.HIDDEN_MATRIX for r in roles.values()) == 2 * 7  # q, k, v, o, gate, up, down
 
 
 def test_model_is_causal_and_seeded():

@@ -56,15 +56,21 @@ class Attention(nn.Module):
     def __init__(self, shape: LMShape):
         super().__init__()
         self.n_head = shape.n_head
-        self.qkv = nn.Linear(shape.d_model, 3 * shape.d_model, bias=False)
-        self.proj = nn.Linear(shape.d_model, shape.d_model, bias=False)
+        # Separate projections (Llama's layout): per-head optimizers such as Adam-mini need Q and K apart.
+        self.q_proj = nn.Linear(shape.d_model, shape.d_model, bias=False)
+        self.k_proj = nn.Linear(shape.d_model, shape.d_model, bias=False)
+        self.v_proj = nn.Linear(shape.d_model, shape.d_model, bias=False)
+        self.o_proj = nn.Linear(shape.d_model, shape.d_model, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)  # (B,H,T,hd)
+        q, k, v = (
+            proj(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
+            for proj in (self.q_proj, self.k_proj, self.v_proj)
+        )
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
 class SwiGLU(nn.Module):
@@ -98,7 +104,7 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(shape.vocab_size, shape.d_model)
         self.blocks = nn.ModuleList(Block(shape) for _ in range(shape.n_layer))
         self.norm = nn.RMSNorm(shape.d_model)
-        self.head = nn.Linear(shape.d_model, shape.vocab_size, bias=False)
+        self.lm_head = nn.Linear(shape.d_model, shape.vocab_size, bias=False)
         cos, sin = rotary_tables(shape)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
@@ -118,4 +124,4 @@ class Transformer(nn.Module):
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x, self.cos, self.sin)
-        return self.head(self.norm(x))
+        return self.lm_head(self.norm(x))

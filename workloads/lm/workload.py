@@ -83,7 +83,7 @@ class LanguageModel(Workload):
         return Transformer(self.shape)
 
     def param_roles(self, model: nn.Module) -> dict[str, ParamRole]:
-        return roles_by_module(model, embeddings=(model.embed,), heads=(model.head,))
+        return roles_by_module(model, embeddings=(model.embed,), heads=(model.lm_head,))
 
     def train_batch(self, step: int, data_seed: int) -> torch.Tensor:
         """`batch_size` windows of seq_len+1 tokens drawn uniformly over all train windows."""
@@ -119,6 +119,8 @@ class LanguageModel(Workload):
             "flops_per_token": self.shape.flops_per_token,
             "params_non_embedding": self.shape.non_embedding_params,
             "vocab_size": self.shape.vocab_size,
+            "d_model": self.shape.d_model,
+            "n_head": self.shape.n_head,
             "eval_tokens": int(self._eval_windows[:, 1:].numel()),
             "data_fingerprint": self.data.fingerprint,
             "irreducible_loss": self.data.irreducible_loss,

@@ -1,0 +1,36 @@
+"""SophiaH (Liu et al. 2023, "Sophia: A Scalable Stochastic Second-order Optimizer"), pytorch-optimizer's SophiaH.
+
+Every `update_period` steps it estimates the Hessian diagonal by Hutchinson's method from the gradients'
+graph: the harness runs those steps' backward with create_graph=True."""
+
+from __future__ import annotations
+
+import pytorch_optimizer
+
+from optimizers.spec import OptimizerSpec, decay_groups
+
+
+def build(params, roles, hp, ctx):
+    return pytorch_optimizer.SophiaH(
+        decay_groups(params, roles, hp),
+        lr=hp["lr"],
+        betas=tuple(hp["betas"]),
+        p=hp["rho"],
+        update_period=hp["update_period"],
+        num_samples=hp["num_samples"],
+        eps=hp["eps"],
+    )
+
+
+def hessian_step(optimizer) -> bool:
+    """True when the coming step() will estimate the Hessian (pytorch-optimizer: (step - 1) % period == 0)."""
+    return optimizer.param_groups[0].get("step", 0) % optimizer.update_period == 0
+
+
+SPEC = OptimizerSpec(
+    name="sophia",
+    build=build,
+    hparams=frozenset({"lr", "betas", "rho", "update_period", "num_samples", "eps", "weight_decay", "no_decay_roles"}),
+    packages=("torch", "pytorch_optimizer"),
+    hessian_step=hessian_step,
+)

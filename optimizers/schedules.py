@@ -25,16 +25,55 @@ def wsd(t: float, min_lr_ratio: float, decay_fraction: float) -> float:
     return 1.0 if t <= stable_until else 1 - (1 - min_lr_ratio) * (t - stable_until) / decay_fraction
 
 
-SCHEDULES: dict[str, Callable[..., float]] = {"constant": constant, "cosine": cosine, "linear": linear, "wsd": wsd}
+def rex(t: float, min_lr_ratio: float) -> float:
+    """REX, reflected exponential (Chen et al. 2022, "REX: Revisiting Budgeted Training with an Improved
+    Schedule"): (1 - t) / (1/2 + (1 - t)/2), scaled into [min_lr_ratio, 1]."""
+    return min_lr_ratio + (1 - min_lr_ratio) * (1 - t) / (0.5 + 0.5 * (1 - t))
 
+
+def power(
+    t: float,
+    min_lr_ratio: float,
+    a: float,
+    b: float,
+    decay_fraction: float,
+    *,
+    tokens: int,
+    decay_tokens: int,
+    peak_lr: float,
+) -> float:
+    """Power scheduler (Shen et al. 2024): lr = min(peak_lr, a * tokens^b), as a multiplier of the peak; over
+    the last `decay_fraction` an exponential decay from the lr reached at `decay_tokens` down to min_lr_ratio."""
+    held = min(1.0, a * max(tokens, 1) ** b / peak_lr)
+    start = 1 - decay_fraction
+    if t <= start:
+        return held
+    at_start = min(1.0, a * max(decay_tokens, 1) ** b / peak_lr)
+    return at_start * min_lr_ratio ** ((t - start) / decay_fraction)
+
+
+SCHEDULES: dict[str, Callable[..., float]] = {
+    "constant": constant,
+    "cosine": cosine,
+    "linear": linear,
+    "wsd": wsd,
+    "rex": rex,
+    "power": power,
+}
 
 COMMON_KEYS = ("name", "warmup", "min_lr_ratio")
+HARNESS_KEYS = ("tokens", "decay_tokens", "peak_lr")  # supplied by the harness, never by the config
+
+
+def config_keys(name: str) -> set[str]:
+    params = list(inspect.signature(SCHEDULES[name]).parameters)[2:]
+    return set(COMMON_KEYS) | {p for p in params if p not in HARNESS_KEYS}
 
 
 def validate(cfg: Mapping) -> None:
     if cfg["name"] not in SCHEDULES:
         raise ValueError(f"unknown schedule {cfg['name']!r}; valid: {', '.join(sorted(SCHEDULES))}")
-    allowed = set(COMMON_KEYS) | set(list(inspect.signature(SCHEDULES[cfg["name"]]).parameters)[2:])
+    allowed = config_keys(cfg["name"])
     for key in cfg:
         if key not in allowed:
             raise ValueError(f"schedule {cfg['name']}: unknown key {key!r}; valid: {', '.join(sorted(allowed))}")
@@ -44,19 +83,28 @@ def validate(cfg: Mapping) -> None:
         raise ValueError(f"schedule.min_lr_ratio must lie in [0, 1], got {cfg['min_lr_ratio']}")
     if "decay_fraction" in cfg and not 0 < cfg["decay_fraction"] <= 1:
         raise ValueError(f"schedule.decay_fraction must lie in (0, 1], got {cfg['decay_fraction']}")
+    if cfg["name"] == "power" and not (cfg["a"] > 0 and cfg["b"] < 0 and cfg["min_lr_ratio"] > 0):
+        raise ValueError("schedule power needs a > 0, b < 0 and min_lr_ratio > 0 (its decay is exponential)")
 
 
 def warmup_steps(total_steps: int, cfg: Mapping) -> int:
     return math.floor(cfg["warmup"] * total_steps)
 
 
-def lr_multiplier(step: int, total_steps: int, cfg: Mapping) -> float:
+def lr_multiplier(step: int, total_steps: int, cfg: Mapping, tokens_per_step: int = 1, peak_lr: float = 1.0) -> float:
     """Multiplier for the update at `step` (0-based): linear warmup over the first `warmup` fraction of the
-    steps, then the named schedule over the rest, reaching its final value on the last step."""
+    steps, then the named schedule over the rest, reaching its final value on the last step. `tokens_per_step`
+    and `peak_lr` matter only to schedules defined in tokens and absolute lr (power)."""
     warmup = warmup_steps(total_steps, cfg)
-    if step < warmup:
-        return (step + 1) / warmup
+    fn = SCHEDULES[cfg["name"]]
+    params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
+    if "tokens" in inspect.signature(fn).parameters:
+        decay_start = warmup + math.floor((1 - cfg["decay_fraction"]) * (total_steps - warmup - 1))
+        params.update(tokens=(step + 1) * tokens_per_step, decay_tokens=(decay_start + 1) * tokens_per_step)
+        params.update(peak_lr=peak_lr)
+    warm = (step + 1) / warmup if step < warmup else 1.0
     decay_steps = total_steps - warmup - 1
-    t = 1.0 if decay_steps <= 0 else min(1.0, (step - warmup) / decay_steps)
-    extra = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
-    return SCHEDULES[cfg["name"]](t, cfg["min_lr_ratio"], **extra)
+    t = 1.0 if decay_steps <= 0 else min(1.0, max(0, step - warmup) / decay_steps)
+    if step < warmup:
+        return warm * (fn(0.0, cfg["min_lr_ratio"], **params) if "tokens" in params else 1.0)
+    return fn(t, cfg["min_lr_ratio"], **params)

@@ -27,7 +27,8 @@ def build(params, roles, hp, ctx):
     for role, (norm, scale_key) in ROLE_NORMS.items():
         members = [p for n, p in params.items() if roles[n] == role]
         if members:
-            groups.append({"params": members, "norm_type": norm, "scale": hp[scale_key]})
+            # a plain int (LMONorm is an IntEnum): checkpoints load with torch.load(weights_only=True)
+            groups.append({"params": members, "norm_type": int(norm), "scale": hp[scale_key]})
     return pytorch_optimizer.SCION(groups, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"])
 
 

@@ -121,7 +121,11 @@ class ChainedOptimizer:
 
     def __init__(self, *optimizers: torch.optim.Optimizer):
         self.optimizers = optimizers
-        self.param_groups = [g for opt in optimizers for g in opt.param_groups]
+
+    @property
+    def param_groups(self) -> list[dict]:
+        # looked up each time: load_state_dict replaces an optimizer's group dicts
+        return [g for opt in self.optimizers for g in opt.param_groups]
 
     def step(self) -> None:
         for opt in self.optimizers:

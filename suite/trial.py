@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from optimizers import BuildContext, OptimizerSpec, get_spec, hyperparameters, schedules
+from suite import rng
 from suite.provenance import provenance
 from suite.records import FINISHED, MetricsLog, atomic_write_json, atomic_write_text, read_json, run_dir
 from suite.trainer import Optimization, Outcome, TrainSettings, train
@@ -99,7 +100,13 @@ def build_optimization(spec: OptimizerSpec, cfg: dict, model, workload: Workload
     return Optimization(
         optimizer=optimizer,
         spec=spec,
-        lr_multiplier=functools.partial(schedules.lr_multiplier, total_steps=workload.steps, cfg=cfg["schedule"]),
+        lr_multiplier=functools.partial(
+            schedules.lr_multiplier,
+            total_steps=workload.steps,
+            cfg=cfg["schedule"],
+            tokens_per_step=workload.tokens_per_step,
+            peak_lr=optimizer.param_groups[0]["lr"],
+        ),
         averager=spec.averager(model) if spec.averager else None,
     )
 
@@ -135,6 +142,7 @@ def start_summary(plan: Plan) -> dict:
 def execute(plan: Plan, summary: dict) -> Outcome:
     """Build model, optimizer and schedule, then train; records the parameter count in `summary`."""
     cfg, workload, device = plan.cfg, plan.workload, plan.device
+    rng.seed_all(cfg["seed"])  # generators some optimizers draw from (numpy's for PSGD Kron)
     model = workload.build_model(cfg["seed"]).to(device)
     summary["params_total"] = sum(p.numel() for p in model.parameters())
     opt = build_optimization(plan.spec, cfg, model, workload)

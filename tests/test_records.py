@@ -56,3 +56,20 @@ def test_clock_excludes_paused_time():
     clock.start()
     time.sleep(0.05)
     assert 0.1 <= clock.elapsed() < 0.3
+
+
+def test_rng_capture_restores_every_generator_through_weights_only_load():
+    import io
+    import random
+
+    import numpy as np
+    import torch
+
+    from suite import rng
+
+    rng.seed_all(3)
+    blob = io.BytesIO()
+    torch.save(rng.capture(), blob)
+    first = (random.random(), np.random.random(), torch.rand(1).item())
+    rng.restore(torch.load(io.BytesIO(blob.getvalue()), weights_only=True))
+    assert (random.random(), np.random.random(), torch.rand(1).item()) == first

@@ -56,8 +56,37 @@ def test_no_warmup_and_one_step():
         ({"name": "wsd", "warmup": 0.1, "min_lr_ratio": 0, "decay_fraction": 0}, "decay_fraction"),
         ({"name": "cosine", "warmup": 0.1, "min_lr_ratio": 0, "decay_fraction": 0.2}, "unknown key 'decay_fraction'"),
         ({"name": "step", "warmup": 0.1, "min_lr_ratio": 0}, "unknown schedule"),
+        ({"name": "power", "warmup": 0.1, "min_lr_ratio": 0, "a": 4, "b": -0.5, "decay_fraction": 0.1}, "power needs"),
+        (
+            {"name": "power", "warmup": 0, "min_lr_ratio": 0.1, "a": 4, "b": -0.5, "decay_fraction": 0.1, "tokens": 3},
+            "unknown key",
+        ),
     ],
 )
 def test_bad_schedules_are_refused(cfg, message):
     with pytest.raises(ValueError, match=message):
         validate(cfg)
+
+
+def test_rex():
+    m = multipliers("rex")
+    # t = k/7 after 2 warmup steps; rex(t) = (1 - t) / (1/2 + (1 - t)/2), scaled into [0.1, 1]
+    assert m[2] == 1.0 and m[-1] == pytest.approx(0.1)
+    t = 3 / 7
+    assert m[5] == pytest.approx(0.1 + 0.9 * (1 - t) / (0.5 + 0.5 * (1 - t)))
+    assert m[5] > multipliers("linear")[5]  # REX stays higher than linear decay mid-run
+
+
+def test_power():
+    cfg = {"name": "power", "warmup": 0.2, "min_lr_ratio": 0.01, "a": 4.0, "b": -0.5, "decay_fraction": 0.5}
+    validate(cfg)
+    # 10 steps of 100 tokens, peak lr 0.04: a * n^b = 4 / sqrt(n) reaches the peak at n = 10,000 tokens
+    m = [lr_multiplier(s, 10, cfg, tokens_per_step=100, peak_lr=0.04) for s in range(10)]
+    assert m[:2] == [0.5, 1.0]  # warmup; 4 / sqrt(200) > 0.04, so capped at the peak
+    # decay starts at step 2 + floor(0.5 * 7) = 5 (t = 3/7 <= 0.5 still holds), its tokens are 600
+    assert m[2:6] == [1.0, 1.0, 1.0, 1.0]
+    peak = 1.0
+    assert m[6] == pytest.approx(peak * 0.01 ** ((4 / 7 - 0.5) / 0.5))
+    assert m[9] == pytest.approx(0.01)
+    late = [lr_multiplier(s, 10, cfg, tokens_per_step=10_000, peak_lr=0.04) for s in range(10)]
+    assert late[3] == pytest.approx(4 * (4 * 10_000) ** -0.5 / 0.04)  # below the cap: a * n^b / peak

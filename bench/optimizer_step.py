@@ -1,0 +1,94 @@
+"""Optimizer step time and state memory on lm_20m's parameters, as ratios to AdamW, measured in one process.
+
+    python bench/optimizer_step.py [--steps 5] [--workload lm_20m] [--only adamw,muon]
+
+Gradients come from a cheap quadratic in the parameters (elementwise, with a graph when the optimizer needs
+Hessian-vector products), so the time measured is the optimizer's own step: median over `--steps` steps after
+two warm-up steps (SOAP's and Kron's first steps build their preconditioners). State memory is the size of every
+tensor in the optimizer's state_dict, plus the averaged weights for optimizers evaluated on an average (DoG).
+AdamW is measured first and last; its mean is the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from optimizers import REGISTRY, get_spec
+from suite import rng
+from suite.trial import build_optimization
+from workloads import build_workload
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def tensor_bytes(obj) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def measure(name: str, workload_name: str, steps: int) -> tuple[float, int]:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = OmegaConf.to_container(
+            compose("config", [f"optimizer={name}", f"workload={workload_name}"]), resolve=True
+        )
+    workload = build_workload(cfg["workload"])
+    rng.seed_all(0)
+    model = workload.build_model(0)
+    opt = build_optimization(get_spec(name), cfg, model, workload)
+    opt.train_mode()
+    weights = [torch.rand_like(p) for p in model.parameters()]
+    times = []
+    for step in range(steps + 2):
+        opt.set_lr(step)
+        hessian = opt.spec.hessian_step is not None and opt.spec.hessian_step(opt.optimizer)
+        loss = sum(((p - 0.1) ** 2 * w).sum() for p, w in zip(model.parameters(), weights, strict=True))
+        loss.backward(create_graph=hessian)
+        start = time.perf_counter()
+        opt.optimizer.step()
+        if opt.averager:
+            opt.averager.step()
+        times.append(time.perf_counter() - start)
+        opt.optimizer.zero_grad(set_to_none=True)
+    memory = tensor_bytes(opt.optimizer.state_dict()["state"]) + (
+        tensor_bytes(opt.averager.state_dict()) if opt.averager else 0
+    )
+    return statistics.median(times[2:]), memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--workload", default="lm_20m")
+    parser.add_argument("--only", default="", help="comma-separated optimizers (default: all)")
+    args = parser.parse_args()
+    names = [n for n in sorted(REGISTRY) if n != "adamw" and (not args.only or n in args.only.split(","))]
+
+    first = measure("adamw", args.workload, args.steps)
+    results = {name: measure(name, args.workload, args.steps) for name in names}
+    last = measure("adamw", args.workload, args.steps)
+    ref_time, ref_mem = (first[0] + last[0]) / 2, first[1]
+    print(f"{args.workload}, {args.steps} steps each, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"adamw reference: {ref_time * 1e3:.1f} ms per step, {ref_mem / 2**20:.1f} MiB state "
+        f"(first/last run {first[0] * 1e3:.1f}/{last[0] * 1e3:.1f} ms)"
+    )
+    print("| optimizer | step time / AdamW | state memory / AdamW |")
+    print("|---|---|---|")
+    for name, (t, mem) in sorted(results.items(), key=lambda kv: kv[1][0]):
+        print(f"| {name} | {t / ref_time:.2f} | {mem / ref_mem:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

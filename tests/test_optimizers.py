@@ -1,0 +1,264 @@
+"""The optimizer zoo: every spec with its authors' defaults learns, splits parameters by role, round-trips its
+state bitwise, and gets the harness hooks it needs."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import numpy as np
+import pytest
+import scipy.optimize
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from optimizers import REGISTRY, BuildContext, get_spec, hyperparameters
+from optimizers.schedules import lr_multiplier
+from suite import rng
+from suite.trainer import Optimization, evaluate, train_step
+from suite.trial import build_optimization
+from tests.conftest import FAST, cli, compose_config, only_run_dir, read_summary
+from workloads import build_workload
+from workloads.base import ParamRole
+
+NAMES = sorted(REGISTRY)
+NO_AUTOCAST = torch.autocast("cpu", enabled=False)
+# lm_tiny's model, on short sequences and small batches so that every optimizer's test stays quick
+SMALL_LM = ["workload.seq_len=64", "workload.batch_size=4", "workload.micro_batch_size=4", "workload.eval_tokens=256"]
+
+
+def lm_setup(name: str, steps: int, *overrides: str):
+    cfg = OmegaConf.to_container(
+        compose_config([f"optimizer={name}", *SMALL_LM, f"workload.tokens={steps * 4 * 64}", *overrides]),
+        resolve=True,
+    )
+    workload = build_workload(cfg["workload"])
+    model = workload.build_model(cfg["seed"])
+    return cfg, workload, model, build_optimization(get_spec(name), cfg, model, workload)
+
+
+def run_steps(model, opt: Optimization, workload, steps: range) -> list[float]:
+    losses = []
+    for step in steps:
+        opt.set_lr(step)
+        losses.append(train_step(model, opt, workload, workload.train_batch(step, 0), NO_AUTOCAST, 1.0).item())
+    return losses
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_defaults_lower_the_lm_loss(name):
+    _, workload, model, opt = lm_setup(name, 40)
+    opt.train_mode()
+    losses = run_steps(model, opt, workload, range(40))
+    assert np.mean(losses[-5:]) < losses[0] - 0.25, (losses[0], losses[-5:])  # nats; batch noise is ~0.05
+
+
+def logistic_problem():
+    """Logistic regression on 256 points in 8 dimensions, and its optimum found by L-BFGS. Features have
+    scale 3, so the optimum lies within reach of the smallest default step sizes (Lion's 1e-4) in the run."""
+    rng = np.random.default_rng(0)
+    X = 3 * rng.normal(size=(256, 8))
+    y = (X @ rng.normal(size=8) / 6 + rng.normal(size=256) > 0).astype(np.float64)
+
+    def loss(wb):
+        z = X @ wb[:-1] + wb[-1]
+        return np.mean(np.logaddexp(0, z) - y * z)
+
+    optimum = scipy.optimize.minimize(loss, np.zeros(9), method="L-BFGS-B", options={"gtol": 1e-10}).fun
+    return torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), loss(np.zeros(9)), optimum
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_defaults_reach_the_logistic_regression_optimum(name):
+    X, y, start, optimum = logistic_problem()
+    torch.manual_seed(0)
+    model = nn.Linear(8, 1)
+    nn.init.zeros_(model.weight)
+    nn.init.zeros_(model.bias)
+    roles = {"weight": ParamRole.HIDDEN_MATRIX, "bias": ParamRole.BIAS}
+    steps = 8000  # AdEMAMix's slow EMA has a horizon of 1/(1 - beta3) = 10^4 steps; shorter runs overshoot
+    cfg = OmegaConf.to_container(compose_config([f"optimizer={name}"]), resolve=True)
+    hp = {**hyperparameters(cfg["optimizer"]), **({"weight_decay": 0.0} if "weight_decay" in cfg["optimizer"] else {})}
+    spec = get_spec(name)
+    ctx = BuildContext(total_steps=steps, warmup_steps=400, model_facts={"d_model": 8, "n_head": 1})
+    optimizer = spec.build(dict(model.named_parameters()), roles, hp, ctx)
+    averager = spec.averager(model) if spec.averager else None
+    opt = Optimization(optimizer, spec, lambda s: lr_multiplier(s, steps, cfg["schedule"]), averager)
+    opt.train_mode()
+
+    def objective(m):
+        return nn.functional.binary_cross_entropy_with_logits(m(X).squeeze(1), y)
+
+    for step in range(steps):
+        opt.set_lr(step)
+        hessian = spec.hessian_step is not None and spec.hessian_step(optimizer)
+        objective(model).backward(create_graph=hessian)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if opt.averager:
+            opt.averager.step()
+    opt.eval_mode()
+    with torch.no_grad():
+        final = objective(opt.eval_model(model)).item()
+    assert final - optimum < 0.1 * (start - optimum), (start, final, optimum)
+
+
+def test_every_parameter_is_in_exactly_one_group():
+    for name in NAMES:
+        _, workload, model, opt = lm_setup(name, 2)
+        grouped = [id(p) for g in opt.optimizer.param_groups for p in g["params"]]
+        assert sorted(grouped) == sorted(id(p) for p in model.parameters()), name
+
+
+def test_muon_holds_exactly_the_hidden_matrices():
+    _, workload, model, opt = lm_setup("muon", 2)
+    roles = workload.param_roles(model)
+    muon, companion = opt.optimizer.optimizers
+    assert isinstance(muon, torch.optim.Muon) and isinstance(companion, torch.optim.AdamW)
+    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+    hidden = {id(p) for n, p in model.named_parameters() if roles[n] == ParamRole.HIDDEN_MATRIX}
+    assert in_muon == hidden and len(hidden) == 5 * 7
+
+
+def test_muon_newton_schulz_singular_values():
+    from torch.optim._muon import _zeropower_via_newtonschulz
+
+    g = torch.Generator().manual_seed(0)
+    for shape in ((64, 128), (128, 64), (32, 256)):  # a square Gaussian matrix has near-zero singular values
+        G = torch.randn(*shape, generator=g)
+        X = _zeropower_via_newtonschulz(G, (3.4445, -4.7750, 2.0315), 5, 1e-7)
+        s = torch.linalg.svdvals(X.float())  # the iteration runs in bf16, as in the reference
+        assert 0.6 < s.min() and s.max() < 1.25, (shape, s.min(), s.max())
+
+
+def snapshot(model, opt: Optimization) -> bytes:
+    """Everything a checkpoint holds for the optimizer, through torch.save / torch.load(weights_only=True)."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.optimizer.state_dict(),
+        "averager": opt.averager.state_dict() if opt.averager else None,
+        "rng": rng.capture(),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def restore(blob: bytes, model, opt: Optimization) -> None:
+    state = torch.load(io.BytesIO(blob), weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.optimizer.load_state_dict(state["optimizer"])
+    if opt.averager:
+        opt.averager.load_state_dict(state["averager"])
+    rng.restore(state["rng"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_round_trip_continues_bitwise(name):
+    _, workload, model, opt = lm_setup(name, 12)
+    opt.train_mode()
+    run_steps(model, opt, workload, range(6))
+    opt.eval_mode()  # Schedule-Free checkpoints in eval mode
+    blob = snapshot(model, opt)
+    opt.train_mode()
+    uninterrupted = run_steps(model, opt, workload, range(6, 12))
+    expected = [p.detach().clone() for p in opt.eval_model(model).parameters()]
+
+    _, _, fresh_model, fresh_opt = lm_setup(name, 12, "seed=1")  # different initial weights, then restored
+    restore(blob, fresh_model, fresh_opt)
+    fresh_opt.train_mode()
+    resumed = run_steps(fresh_model, fresh_opt, workload, range(6, 12))
+    assert resumed == uninterrupted
+    for a, b in zip(expected, fresh_opt.eval_model(fresh_model).parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+class Recorder:
+    """Wraps a workload's evaluate to record what evaluation saw."""
+
+    def __init__(self, workload, opt):
+        self.workload, self.opt, self.seen = workload, opt, {}
+
+    def __call__(self, model, device, autocast):
+        self.seen = {
+            "model": model,
+            "params": [p.detach().clone() for p in model.parameters()],
+            "sf_train_mode": self.opt.optimizer.param_groups[0].get("train_mode"),
+        }
+        return {"loss": 0.0}
+
+
+def test_schedule_free_evaluates_eval_weights_and_resumes_training_mode():
+    _, workload, model, opt = lm_setup("sf_adamw", 8)
+    opt.train_mode()
+    run_steps(model, opt, workload, range(5))
+    y = [p.detach().clone() for p in model.parameters()]
+    recorder = Recorder(workload, opt)
+    workload.evaluate = recorder
+    evaluate(model, opt, workload, torch.device("cpu"), NO_AUTOCAST)
+    assert recorder.seen["sf_train_mode"] is False
+    assert opt.optimizer.param_groups[0]["train_mode"] is True
+    # the train/eval switch interpolates between iterates, so it is exact only up to float rounding
+    close = lambda a, b: torch.allclose(a, b, rtol=0, atol=1e-6)  # noqa: E731
+    assert all(close(a, b) for a, b in zip(y, model.parameters(), strict=True))  # back to the train iterate
+    opt.optimizer.eval()
+    x = [p.detach().clone() for p in model.parameters()]
+    opt.optimizer.train()
+    assert all(close(a, b) for a, b in zip(x, recorder.seen["params"], strict=True))  # evaluation saw x
+    assert not all(close(a, b) for a, b in zip(x, y, strict=True))
+
+
+def test_dog_evaluates_the_averaged_weights():
+    _, workload, model, opt = lm_setup("dog", 8)
+    run_steps(model, opt, workload, range(5))
+    recorder = Recorder(workload, opt)
+    workload.evaluate = recorder
+    evaluate(model, opt, workload, torch.device("cpu"), NO_AUTOCAST)
+    assert recorder.seen["model"] is opt.averager.averaged_model and recorder.seen["model"] is not model
+    assert not all(torch.equal(a, b) for a, b in zip(recorder.seen["params"], model.parameters(), strict=True))
+
+
+def test_schedule_free_and_dog_ignore_the_external_schedule():
+    for name in ("sf_adamw", "dog"):
+        _, workload, model, opt = lm_setup(name, 8)
+        peak = opt.optimizer.param_groups[0]["lr"]
+        assert [opt.set_lr(s) for s in (0, 3, 7)] == [peak] * 3
+    _, workload, model, opt = lm_setup("prodigy", 20)
+    assert opt.set_lr(19) < opt.set_lr(10)  # Prodigy keeps the cosine schedule, as its authors use it
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_optimizer_runs_from_the_cli(name, results):
+    proc = cli([*FAST, f"results_dir={results}", f"optimizer={name}", "workload.tokens=4096", "eval_every=1"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = read_summary(only_run_dir(results))
+    assert summary["status"] == "completed" and summary["optimizer"] == name
+    for package in get_spec(name).packages:
+        assert summary["provenance"]["packages"][package], package  # every optimizer package's version
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_hyperparameters_are_refused_naming_key_and_optimizer(name):
+    spec = get_spec(name)
+    hp = hyperparameters(OmegaConf.to_container(compose_config([f"optimizer={name}"]), resolve=True)["optimizer"])
+    with pytest.raises(ValueError, match=f"optimizer {name}: lr must be positive"):
+        spec.validate({**hp, "lr": -1.0})
+    with pytest.raises(ValueError, match=f"optimizer {name}: unknown hyperparameter 'lrr'"):
+        spec.validate({**hp, "lrr": 1.0})
+    for key in [k for k in hp if k.endswith("betas")]:
+        with pytest.raises(ValueError, match=f"optimizer {name}: every value of {key} must lie in"):
+            spec.validate({**hp, key: [0.9, 1.0]})
+
+
+def test_search_space_mistakes_are_refused():
+    spec = get_spec("adamw")
+    for space, message in [
+        ({"lr": {"low": 1e-2, "high": 1e-3, "scale": "log"}}, "low 0.01 must be below high"),
+        ({"weight_decay": {"low": 0.0, "high": 0.1, "scale": "log"}}, "log scale needs positive"),
+        ({"momentum": {"low": 0.8, "high": 0.9, "scale": "linear"}}, "not a hyperparameter of adamw"),
+        ({"lr": {"low": 1e-4, "high": 1e-2, "scale": "cubic"}}, "scale one of log, linear"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            spec.validate_search_space(space)
+    assert copy.deepcopy(spec) == spec

@@ -49,4 +49,5 @@ SPEC = OptimizerSpec(
             "adam_weight_decay",
         }
     ),
+    choices={"adjust_lr_fn": ("original", "match_rms_adamw")},
 )

@@ -54,6 +54,7 @@ class OptimizerSpec:
     train_eval_modes: bool = False  # optimizer.train()/.eval() around evaluation and checkpoints (Schedule-Free)
     averager: Callable[[nn.Module], Averager] | None = None  # evaluate averaged weights (DoG)
     hessian_step: Callable[[Any], bool] | None = None  # does this step's backward need create_graph (SophiaH)?
+    choices: Mapping[str, tuple] = field(default_factory=dict)  # the values a categorical hyperparameter may take
 
     def validate(self, hp: Mapping) -> None:
         """Refuse unknown keys and out-of-range values with a message naming the key and the optimizer."""
@@ -72,6 +73,9 @@ class OptimizerSpec:
                 raise ValueError(f"optimizer {self.name}: every value of {key} must lie in [0, 1), got {list(value)}")
             if key == "momentum" and not 0 <= value < 1:
                 raise ValueError(f"optimizer {self.name}: momentum must lie in [0, 1), got {value}")
+            if key in self.choices and value not in self.choices[key]:
+                valid = ", ".join(self.choices[key])
+                raise ValueError(f"optimizer {self.name}: {key} must be one of {valid}, got {value!r}")
 
     def validate_search_space(self, space: Mapping) -> None:
         """Each entry names a hyperparameter (or `name.i`, element i of a list such as betas) and a range

@@ -251,6 +251,14 @@ def test_bad_hyperparameters_are_refused_naming_key_and_optimizer(name):
             spec.validate({**hp, key: [0.9, 1.0]})
 
 
+def test_muon_lr_adjustment_choices():
+    spec = get_spec("muon")
+    hp = hyperparameters(OmegaConf.to_container(compose_config(["optimizer=muon"]), resolve=True)["optimizer"])
+    spec.validate({**hp, "adjust_lr_fn": "match_rms_adamw"})
+    with pytest.raises(ValueError, match="optimizer muon: adjust_lr_fn must be one of original, match_rms_adamw"):
+        spec.validate({**hp, "adjust_lr_fn": "rms"})
+
+
 def test_search_space_mistakes_are_refused():
     spec = get_spec("adamw")
     for space, message in [

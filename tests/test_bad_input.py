@@ -9,9 +9,9 @@ from tests.conftest import FAST, cli
 from workloads.lm.data import write_shard
 
 CASES = {
-    "unknown optimizer": (["optimizer=adamz"], "valid: adamw"),
+    "unknown optimizer": (["optimizer=adamz"], "valid: adam_mini, adamw, ademamix"),
     "unknown workload": (["workload=lm_huge"], "lm_tiny"),
-    "unknown schedule": (["schedule=cosin"], "cosine, linear, wsd"),
+    "unknown schedule": (["schedule=cosin"], "valid: constant, cosine, linear, power, rex, wsd"),
     "unknown data source": (["workload/data=fineweb"], "shards, stdlib_text, synthetic"),
     "negative lr": (["optimizer.lr=-0.001"], "lr must be positive"),
     "zero lr": (["optimizer.lr=0"], "lr must be positive"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from optimizers import get_spec, schedules
+from optimizers import get_spec, hyperparameters, schedules
 from tests.conftest import CONF, compose_config
 
 GROUPS = ["optimizer", "workload", "schedule", "workload/data"]
@@ -18,8 +18,9 @@ def options(group: str) -> list[str]:
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_validates(group, option):
     cfg = OmegaConf.to_container(compose_config([f"{group}={option}"]), resolve=True)
-    hp = {k: v for k, v in cfg["optimizer"].items() if k != "name"}
-    get_spec(cfg["optimizer"]["name"]).validate(hp)
+    spec = get_spec(cfg["optimizer"]["name"])
+    spec.validate(hyperparameters(cfg["optimizer"]))
+    spec.validate_search_space(cfg["optimizer"]["search_space"])
     schedules.validate(cfg["schedule"])
     assert cfg["workload"]["data"]["source"]
     if group == "workload":

@@ -29,9 +29,7 @@ def profile(ratios: pd.DataFrame, taus: np.ndarray | None = None) -> pd.DataFram
     TAU_MAX never count."""
     taus = np.linspace(1.0, TAU_MAX, 301) if taus is None else np.asarray(taus, dtype=float)
     r = ratios.where(ratios <= TAU_MAX, np.inf)
-    rows = [
-        {"optimizer": opt, "tau": tau, "rho": float((r[opt] <= tau).mean())} for opt in r.columns for tau in taus
-    ]
+    rows = [{"optimizer": opt, "tau": tau, "rho": float((r[opt] <= tau).mean())} for opt in r.columns for tau in taus]
     return pd.DataFrame(rows)
 
 

@@ -38,9 +38,7 @@ def fit_power_law(tokens, losses) -> PowerLaw:
     D = np.asarray(tokens, dtype=float)[order]
     L = np.asarray(losses, dtype=float)[order]
     d0 = D[0]
-    params, _ = curve_fit(
-        lambda x, a, b, c: a * x ** (-b) + c, D / d0, L, p0=(L[0] - L[-1], 0.5, L[-1]), maxfev=20000
-    )
+    params, _ = curve_fit(lambda x, a, b, c: a * x ** (-b) + c, D / d0, L, p0=(L[0] - L[-1], 0.5, L[-1]), maxfev=20000)
     return PowerLaw(alpha=float(params[0]), B=float(params[1]), beta=float(params[2]), d0=float(d0))
 
 
@@ -85,7 +83,8 @@ def speedup_table(df: pd.DataFrame, baseline: str = "adamw", n_boot: int = 200, 
     bootstrap 95% interval (seeds resampled within each point, baseline refitted each time)."""
     check_columns(df, REQUIRED)
     if baseline not in set(df.optimizer):
-        raise ValueError(f"baseline {baseline!r} is not in the table; optimizers: {', '.join(sorted(set(df.optimizer)))}")
+        present = ", ".join(sorted(set(df.optimizer)))
+        raise ValueError(f"baseline {baseline!r} is not in the table; optimizers: {present}")
     table = _speedups(df, baseline)
     table["ci_low"] = table["ci_high"] = np.nan
     if "seed" not in df.columns or df.groupby(["scale", "optimizer", "tokens"]).size().max() < 2:

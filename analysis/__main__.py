@@ -1,0 +1,79 @@
+"""`python -m analysis <command>`: collect run records, data-equivalent speedups, performance profiles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.collect import collect
+from analysis.profile import benchmark_score, performance_ratios, profile
+from analysis.speedup import speedup_table
+from analysis.tables import read_table, write_csv
+
+
+def cmd_collect(args) -> None:
+    roots = [Path(r) for r in args.results]
+    for root in roots:
+        if not root.is_dir():
+            raise ValueError(f"no such results directory: {root}")
+    trials, problems, reread = collect(roots, Path(args.out))
+    print(f"{len(trials)} trials ({reread} run directories read, the rest unchanged) -> {args.out}")
+    if len(trials):
+        cols = [c for c in ("workload", "optimizer", "seed", "status", "steps", "final_loss") if c in trials]
+        print(trials[cols].to_string(index=False, max_rows=40))
+    for directory, reason in problems:
+        print(f"skipped or noted: {directory}: {reason}")
+
+
+def cmd_speedup(args) -> None:
+    table = speedup_table(read_table(args.table), baseline=args.baseline)
+    labels = [f"{s:.3f}" if st == "ok" else st for s, st in zip(table.speedup, table.status, strict=True)]
+    shown = table.assign(speedup=labels)
+    print(shown[["scale", "optimizer", "tokens", "final_loss", "speedup", "ci_low", "ci_high"]].to_string(index=False))
+    print(f"-> {write_csv(table, args.out)}")
+
+
+def cmd_profile(args) -> None:
+    ratios = performance_ratios(read_table(args.table))
+    scores = benchmark_score(ratios)
+    print("performance ratios (time to target / best; inf = missed):")
+    print(ratios.to_string())
+    print("\nbenchmark score (area under the profile for tau in [1, 4], / 3):")
+    print(scores.to_string())
+    out = Path(args.out)
+    write_csv(scores.reset_index(), out)
+    write_csv(profile(ratios), out.with_name(out.stem + ".curve.csv"))
+    print(f"-> {out}, {out.with_name(out.stem + '.curve.csv')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("collect", help="one row per trial from run directories (incremental)")
+    p.add_argument("results", nargs="+")
+    p.add_argument("--out", default="trials.parquet")
+    p.set_defaults(run=cmd_collect)
+    p = sub.add_parser("speedup", help="data-equivalent speedup over a baseline (Marin)")
+    p.add_argument("--table", required=True, help="parquet or CSV with optimizer, scale, tokens, final_loss")
+    p.add_argument("--baseline", default="adamw")
+    p.add_argument("--out", default="speedup.csv")
+    p.set_defaults(run=cmd_speedup)
+    p = sub.add_parser("profile", help="AlgoPerf performance profiles and benchmark score")
+    p.add_argument("--table", required=True, help="parquet or CSV with optimizer, workload, time_to_target")
+    p.add_argument("--out", default="profile.csv")
+    p.set_defaults(run=cmd_profile)
+    args = parser.parse_args(argv)
+    pd.set_option("display.width", 160)
+    try:
+        args.run(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

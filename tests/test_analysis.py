@@ -1,0 +1,189 @@
+"""The analysis package on synthetic tables with known answers, and on run records."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from analysis.__main__ import main as analysis_main
+from analysis.collect import collect
+from analysis.profile import benchmark_score, performance_ratios, profile
+from analysis.speedup import speedup_table
+from tests.conftest import FAST, ROOT, cli
+
+ALPHA, B, BETA = 2.0, 0.3, 3.0
+
+
+def law(D):
+    return ALPHA * (np.asarray(D, dtype=float) / 1e8) ** (-B) + BETA
+
+
+def test_speedup_recovers_a_known_data_multiple():
+    budgets = [1e8, 2e8, 4e8, 8e8]
+    rows = [{"optimizer": "adamw", "scale": "130m", "tokens": D, "final_loss": law(D)} for D in budgets]
+    rows += [{"optimizer": "muon", "scale": "130m", "tokens": D, "final_loss": law(1.5 * D)} for D in budgets]
+    rows += [{"optimizer": "magic", "scale": "130m", "tokens": 1e8, "final_loss": BETA - 0.01}]
+    table = speedup_table(pd.DataFrame(rows))
+    muon = table[table.optimizer == "muon"]
+    assert np.allclose(muon.speedup, 1.5, atol=1e-3)
+    assert (muon.status == "ok").all()
+    magic = table[table.optimizer == "magic"].iloc[0]
+    assert magic.status == "beyond fit" and np.isnan(magic.speedup)
+
+
+def test_speedup_bootstrap_interval_with_seeds():
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(5):
+        for D in (1e8, 2e8, 4e8, 8e8):
+            rows.append(
+                {
+                    "optimizer": "adamw",
+                    "scale": "s",
+                    "tokens": D,
+                    "seed": seed,
+                    "final_loss": law(D) + rng.normal(0, 0.002),
+                }
+            )
+            rows.append(
+                {
+                    "optimizer": "soap",
+                    "scale": "s",
+                    "tokens": D,
+                    "seed": seed,
+                    "final_loss": law(1.3 * D) + rng.normal(0, 0.002),
+                }
+            )
+    table = speedup_table(pd.DataFrame(rows), n_boot=100)
+    assert ((table.ci_low <= table.speedup) & (table.speedup <= table.ci_high)).all()
+    assert ((table.ci_low < 1.3) & (1.3 < table.ci_high)).mean() >= 0.75
+    assert ((table.ci_high - table.ci_low) < 0.3).all()
+
+
+def test_speedup_needs_three_baseline_budgets():
+    rows = [{"optimizer": "adamw", "scale": "s", "tokens": D, "final_loss": law(D)} for D in (1e8, 2e8)]
+    with pytest.raises(ValueError, match="has 2 budget"):
+        speedup_table(pd.DataFrame(rows))
+
+
+def test_hand_computed_profile_and_score():
+    df = pd.DataFrame(
+        [
+            {"optimizer": "a", "workload": "w1", "time_to_target": 10.0},
+            {"optimizer": "a", "workload": "w2", "time_to_target": 20.0},
+            {"optimizer": "b", "workload": "w1", "time_to_target": 20.0},
+            {"optimizer": "b", "workload": "w2", "time_to_target": None},  # missed
+            {"optimizer": "c", "workload": "w1", "time_to_target": 50.0},  # ratio 5 > 4: never counts
+            {"optimizer": "c", "workload": "w2", "time_to_target": 30.0},  # ratio 1.5
+        ]
+    )
+    ratios = performance_ratios(df)
+    assert ratios.loc["w1"].tolist() == [1.0, 2.0, 5.0] and ratios.loc["w2", "b"] == np.inf
+    curve = profile(ratios, taus=[1.0, 1.5, 2.0, 4.0]).set_index(["optimizer", "tau"]).rho
+    assert curve["a"].tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert curve["b"].tolist() == [0.0, 0.0, 0.5, 0.5]
+    assert curve["c"].tolist() == [0.0, 0.5, 0.5, 0.5]
+    score = benchmark_score(ratios)
+    # area under rho on [1, 4] / 3: a = 1; b = (0.5 * (4 - 2)) / 3; c = (0.5 * (4 - 1.5)) / 3
+    assert score["a"] == pytest.approx(1.0)
+    assert score["b"] == pytest.approx(1 / 3)
+    assert score["c"] == pytest.approx(1.25 / 3)
+    # the exact area matches a fine trapezoid rule over the curve
+    fine = profile(ratios, taus=np.linspace(1, 4, 30001))
+    for opt, group in fine.groupby("optimizer"):
+        assert np.trapezoid(group.rho, group.tau) / 3 == pytest.approx(score[opt], abs=1e-3)
+
+
+def write_run(root, workload, optimizer, trial, seed, final_loss, metrics_lines=None, summary=True):
+    run = root / workload / optimizer / trial / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"optimizer": {"name": optimizer, "lr": 1e-3}, "seed": seed}))
+    lines = metrics_lines or [json.dumps({"step": s, "tokens": 10 * s, "train_loss": 5.0 - s}) for s in (1, 2)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    if summary:
+        (run / "summary.json").write_text(
+            json.dumps(
+                {
+                    "status": "completed",
+                    "workload": workload,
+                    "optimizer": optimizer,
+                    "seed": seed,
+                    "final": {"loss": final_loss},
+                    "time_to_target": {"steps": 2, "tokens": 20, "seconds": 1.5},
+                    "provenance": {"packages": {"torch": "2.13.0"}},
+                }
+            )
+        )
+    return run
+
+
+def test_collect_is_incremental_and_survives_damaged_runs(tmp_path):
+    results = tmp_path / "results"
+    write_run(results, "w", "adamw", "t1", 0, 3.5)
+    write_run(
+        results,
+        "w",
+        "muon",
+        "t2",
+        0,
+        3.2,
+        metrics_lines=[json.dumps({"step": 1, "train_loss": 4.0}), '{"step": 2, "train_lo'],
+    )  # killed mid-line
+    write_run(results, "w", "lion", "t3", 0, 3.9, summary=False)  # killed before its first summary
+    out = tmp_path / "trials.parquet"
+    trials, problems, reread = collect([results], out)
+    assert reread == 3 and sorted(trials.optimizer) == ["adamw", "muon"]
+    assert trials.set_index("optimizer").final_loss.to_dict() == {"adamw": 3.5, "muon": 3.2}
+    assert trials.set_index("optimizer")["config.optimizer.lr"].tolist() == [1e-3, 1e-3]
+    assert trials.set_index("optimizer")["provenance.packages.torch"].tolist() == ["2.13.0", "2.13.0"]
+    reasons = dict(problems)
+    assert "missing summary.json" in next(v for k, v in reasons.items() if "lion" in k)
+    assert "truncated" in next(v for k, v in reasons.items() if "muon" in k)
+    curves = pd.read_parquet(tmp_path / "trials.curves.parquet")
+    assert len(curves[curves.run_dir.str.contains("muon")]) == 1
+
+    _, _, reread = collect([results], out)
+    assert reread == 1  # only the still-broken directory is looked at again
+    write_run(results, "w", "sgd", "t4", 0, 4.1)
+    trials, _, reread = collect([results], out)
+    assert reread == 2 and sorted(trials.optimizer) == ["adamw", "muon", "sgd"]
+
+
+def test_collect_reads_a_real_trial(tmp_path):
+    results = tmp_path / "results"
+    assert cli([*FAST, f"results_dir={results}"]).returncode == 0
+    out = tmp_path / "t.parquet"
+    assert analysis_main(["collect", str(results), "--out", str(out)]) == 0
+    trials = pd.read_parquet(out)
+    summary = json.loads(next(results.rglob("summary.json")).read_text())
+    assert trials.final_loss.tolist() == [summary["final"]["loss"]]
+    assert trials["config.workload.name"].tolist() == ["lm_tiny"]
+    curves = pd.read_parquet(tmp_path / "t.curves.parquet")
+    assert curves.step.tolist() == [1, 2, 3, 4] and curves["eval/loss"].notna().sum() == 2
+
+
+def test_commands_write_csv_and_refuse_bad_tables(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"optimizer": ["a"], "tokens": [1]}).to_csv(bad, index=False)
+    assert analysis_main(["speedup", "--table", str(bad)]) == 2
+    assert "lacks column(s) scale, final_loss" in capsys.readouterr().err
+    assert analysis_main(["profile", "--table", str(tmp_path / "missing.csv")]) == 2
+    good = tmp_path / "ttt.csv"
+    pd.DataFrame({"optimizer": ["a", "b"], "workload": ["w", "w"], "time_to_target": [1.0, 2.0]}).to_csv(good)
+    assert analysis_main(["profile", "--table", str(good), "--out", str(tmp_path / "p.csv")]) == 0
+    assert pd.read_csv(tmp_path / "p.csv").set_index("optimizer").score.to_dict() == pytest.approx(
+        {"a": 1.0, "b": 2 / 3}
+    )
+
+
+def test_analysis_never_imports_torch():
+    code = "import sys, analysis.__main__; assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={**os.environ})
+    assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,5 @@
-"""`python -m analysis <command>`: collect run records, data-equivalent speedups, performance profiles."""
+"""`python -m analysis <command>`: collect run records, data-equivalent speedups, performance profiles,
+representative subsets."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from analysis.collect import collect
 from analysis.profile import benchmark_score, performance_ratios, profile
 from analysis.speedup import speedup_table
+from analysis.subset import select
 from analysis.tables import read_table, write_csv
 
 
@@ -49,6 +52,35 @@ def cmd_profile(args) -> None:
     print(f"-> {out}, {out.with_name(out.stem + '.curve.csv')}")
 
 
+def cmd_subset(args) -> None:
+    k = None if args.k == "auto" else int(args.k)
+    references = args.reference.split(",") if args.reference else None
+    chosen = select(read_table(args.table), k, references, restarts=args.restarts, seed=args.seed)
+    print(f"k = {chosen.k}; reference optimizers: {', '.join(chosen.references)}")
+    print(f"subset:     {', '.join(chosen.tasks)}")
+    print(f"second set: {', '.join(chosen.second)}")
+    print(f"both sets reproduce the full-set ranking of the references: {chosen.reproduces}")
+    print(f"Kendall's tau, other optimizers, subset vs full set: {chosen.validation_tau:.3f}")
+    entry = Path(args.conf_dir) / f"{args.name}.yaml"
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.write_text(
+        f"# Written by `python -m analysis subset --table {args.table} --k {args.k}` (seed {args.seed}).\n"
+        + yaml.safe_dump(
+            {
+                "name": args.name,
+                "tasks": chosen.tasks,
+                "second_set": chosen.second,
+                "references": chosen.references,
+                "reproduces_ranking": chosen.reproduces,
+                "validation_kendall_tau": chosen.validation_tau,
+            },
+            sort_keys=False,
+        )
+    )
+    rows = [{"set": "subset", "task": t} for t in chosen.tasks] + [{"set": "second", "task": t} for t in chosen.second]
+    print(f"-> {entry}, {write_csv(pd.DataFrame(rows), args.out)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", required=True, help="parquet or CSV with optimizer, workload, time_to_target")
     p.add_argument("--out", default="profile.csv")
     p.set_defaults(run=cmd_profile)
+    p = sub.add_parser("subset", help="representative tasks by star discrepancy (carps)")
+    p.add_argument("--table", required=True, help="parquet or CSV with optimizer, workload, final_loss [, tokens]")
+    p.add_argument("--k", default="auto", help="number of tasks, or 'auto'")
+    p.add_argument("--reference", default="", help="comma-separated reference optimizers (default: 3 chosen)")
+    p.add_argument("--name", default="representative")
+    p.add_argument("--conf-dir", default="conf/subset")
+    p.add_argument("--restarts", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="subset.csv")
+    p.set_defaults(run=cmd_subset)
     args = parser.parse_args(argv)
     pd.set_option("display.width", 160)
     try:

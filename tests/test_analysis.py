@@ -187,3 +187,64 @@ def test_analysis_never_imports_torch():
     code = "import sys, analysis.__main__; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={**os.environ})
     assert proc.returncode == 0, proc.stderr
+
+
+def clustered_table(seed=0):
+    """20 tasks in 4 clusters of the (r1, r2) embedding; anchors 'best'/'worst' pin the per-task normalisation so
+    the references' normalised values are exactly the embedded points."""
+    rng = np.random.default_rng(seed)
+    centres = [(0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]  # a 2x2 grid: low discrepancy for k=4
+    rows = []
+    for c, (x, y) in enumerate(centres):
+        for i in range(5):
+            task = f"w{c}_{i}"
+            values = {
+                "best": 0.0,
+                "worst": 1.0,
+                "r1": x + rng.uniform(-0.03, 0.03),
+                "r2": y + rng.uniform(-0.03, 0.03),
+                "o1": 0.2,
+                "o2": 0.5 + 0.1 * (c % 2),
+                "o3": 0.8,
+            }
+            rows += [{"optimizer": o, "workload": task, "final_loss": 3 + v} for o, v in values.items()]
+    return pd.DataFrame(rows)
+
+
+def test_subset_picks_one_task_per_cluster(tmp_path):
+    from analysis.subset import select
+
+    chosen = select(clustered_table(), k=4, references=["r1", "r2"], restarts=5)
+    assert sorted(t.split("_")[0] for t in chosen.tasks) == ["w0", "w1", "w2", "w3"]
+    assert sorted(t.split("_")[0] for t in chosen.second) == ["w0", "w1", "w2", "w3"]
+    assert not set(chosen.tasks) & set(chosen.second)
+    assert chosen.validation_tau == pytest.approx(1.0)
+
+
+def test_subset_command_writes_a_config_entry(tmp_path):
+    table = tmp_path / "t.csv"
+    clustered_table().to_csv(table, index=False)
+    conf = tmp_path / "conf" / "subset"
+    code = analysis_main(
+        [
+            "subset",
+            "--table",
+            str(table),
+            "--k",
+            "auto",
+            "--reference",
+            "r1,r2",
+            "--name",
+            "small",
+            "--conf-dir",
+            str(conf),
+            "--out",
+            str(tmp_path / "s.csv"),
+            "--restarts",
+            "3",
+        ]
+    )
+    assert code == 0
+    entry = yaml.safe_load((conf / "small.yaml").read_text())
+    assert entry["name"] == "small" and entry["reproduces_ranking"] is True
+    assert 1 <= len(entry["tasks"]) <= 10 and len(entry["tasks"]) == len(entry["second_set"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -65,9 +66,14 @@ COMMON_KEYS = ("name", "warmup", "min_lr_ratio")
 HARNESS_KEYS = ("tokens", "decay_tokens", "peak_lr")  # supplied by the harness, never by the config
 
 
+@functools.cache
+def schedule_params(name: str) -> tuple[str, ...]:
+    """The parameters of a schedule function after (t, min_lr_ratio); looked up once per name, not per step."""
+    return tuple(inspect.signature(SCHEDULES[name]).parameters)[2:]
+
+
 def config_keys(name: str) -> set[str]:
-    params = list(inspect.signature(SCHEDULES[name]).parameters)[2:]
-    return set(COMMON_KEYS) | {p for p in params if p not in HARNESS_KEYS}
+    return set(COMMON_KEYS) | {p for p in schedule_params(name) if p not in HARNESS_KEYS}
 
 
 def validate(cfg: Mapping) -> None:
@@ -98,7 +104,8 @@ def lr_multiplier(step: int, total_steps: int, cfg: Mapping, tokens_per_step: in
     warmup = warmup_steps(total_steps, cfg)
     fn = SCHEDULES[cfg["name"]]
     params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
-    if "tokens" in inspect.signature(fn).parameters:
+    in_tokens = "tokens" in schedule_params(cfg["name"])
+    if in_tokens:
         decay_start = warmup + math.floor((1 - cfg["decay_fraction"]) * (total_steps - warmup - 1))
         params.update(tokens=(step + 1) * tokens_per_step, decay_tokens=(decay_start + 1) * tokens_per_step)
         params.update(peak_lr=peak_lr)
@@ -106,5 +113,5 @@ def lr_multiplier(step: int, total_steps: int, cfg: Mapping, tokens_per_step: in
     decay_steps = total_steps - warmup - 1
     t = 1.0 if decay_steps <= 0 else min(1.0, max(0, step - warmup) / decay_steps)
     if step < warmup:
-        return warm * (fn(0.0, cfg["min_lr_ratio"], **params) if "tokens" in params else 1.0)
+        return warm * (fn(0.0, cfg["min_lr_ratio"], **params) if in_tokens else 1.0)
     return fn(t, cfg["min_lr_ratio"], **params)

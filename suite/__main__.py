@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from suite.trial import run
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from suite.trial import CONF_DIR, run
 GROUPS = ("optimizer", "workload", "schedule", "workload/data")
 
 

@@ -21,6 +21,7 @@ from suite.trainer import Optimization, Outcome, TrainSettings, train
 from workloads import Workload, build_workload
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,12 @@ def build_optimization(spec: OptimizerSpec, cfg: dict, model, workload: Workload
     )
 
 
+def uses_defaults(optimizer_cfg: dict) -> bool:
+    """Whether the hyperparameters are the authors' defaults of conf/optimizer/<name>.yaml (the untuned trial)."""
+    defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "optimizer" / f"{optimizer_cfg['name']}.yaml"))
+    return hyperparameters(defaults) == hyperparameters(optimizer_cfg)
+
+
 def start_summary(plan: Plan) -> dict:
     """The 'running' summary written before training: identity, budget, workload facts and provenance."""
     cfg, workload = plan.cfg, plan.workload
@@ -120,6 +127,8 @@ def start_summary(plan: Plan) -> dict:
         "workload": workload.name,
         "optimizer": cfg["optimizer"]["name"],
         "seed": cfg["seed"],
+        "default_hyperparameters": uses_defaults(cfg["optimizer"]),
+        "metric": {"name": workload.primary_metric.name, "lower_is_better": workload.primary_metric.lower_is_better},
         "budget": {"steps": workload.steps, "tokens": workload.steps * workload.tokens_per_step},
         **facts,
         "target": workload.target,

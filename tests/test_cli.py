@@ -11,6 +11,8 @@ SUMMARY_KEYS = {
     "workload",
     "optimizer",
     "seed",
+    "default_hyperparameters",
+    "metric",
     "budget",
     "final",
     "best",
@@ -62,6 +64,8 @@ def test_trial_writes_complete_record(results):
     assert SUMMARY_KEYS <= summary.keys()
     assert PROVENANCE_KEYS <= summary["provenance"].keys()
     assert summary["status"] == "completed"
+    assert summary["default_hyperparameters"] is True  # the YAML's defaults, untouched
+    assert summary["metric"] == {"name": "loss", "lower_is_better": True}
     assert summary["steps"] == 4 and summary["tokens"] == 8192
     assert summary["final"]["loss"] == rows[-1]["eval/loss"]
     assert summary["best"]["loss"] == min(r["eval/loss"] for r in rows if "eval/loss" in r)

@@ -18,6 +18,7 @@ def test_divergence_is_a_result_not_a_crash(results):
     assert proc.returncode == 0, proc.stderr
     summary = read_summary(only_run_dir(results))
     assert summary["status"] == "diverged", summary
+    assert summary["default_hyperparameters"] is False  # lr overridden
     assert summary["final"] is None and summary["steps"] < 20
     assert "first loss" in summary["divergence"]
     assert "diverged" in proc.stdout

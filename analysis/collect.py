@@ -1,22 +1,33 @@
 """Collect run directories into one tidy table (one row per trial) and a long table of curves (one row per
-logged step), incrementally: a run directory whose files have not changed since the last collect is not re-read."""
+logged step), incrementally: a run directory whose files have not changed since the last collect is not re-read.
+
+The curves are a directory of parquet parts (`<stem>.curves.parquet/part-N.parquet`, readable as one table by
+pandas and pyarrow), so an incremental collect writes a small new part instead of rewriting every curve; the index
+(`<stem>.index.json`) maps each run directory to its file signature and its part."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 import yaml
 
 RECORD_FILES = ("config.yaml", "summary.json", "metrics.jsonl")
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's loader is about 10x faster
 
 
 @dataclass(frozen=True)
 class Run:
     row: dict
-    curve: pd.DataFrame
+    curve: pa.Table
     note: str | None  # a recoverable problem, e.g. a truncated last line
 
 
@@ -34,18 +45,23 @@ def flatten(obj: dict, prefix: str = "") -> dict:
     return flat
 
 
-def read_metrics(path: Path) -> tuple[list[dict], str | None]:
-    """Rows of metrics.jsonl; a half-written last line (a kill mid-append) is dropped with a note."""
+def read_metrics(path: Path) -> tuple[pa.Table, str | None]:
+    """Rows of metrics.jsonl (pyarrow's JSON reader; Python's line by line when that fails); a half-written last
+    line (a kill mid-append) is dropped with a note."""
+    try:
+        return pa_json.read_json(path), None
+    except pa.ArrowInvalid:
+        pass
     lines = path.read_text().splitlines()
-    rows = []
+    rows, note = [], None
     for i, line in enumerate(lines):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
-            if i == len(lines) - 1:
-                return rows, "truncated last line of metrics.jsonl dropped"
-            raise ValueError(f"metrics.jsonl line {i + 1} is not JSON") from e
-    return rows, None
+            if i != len(lines) - 1:
+                raise ValueError(f"metrics.jsonl line {i + 1} is not JSON") from e
+            note = "truncated last line of metrics.jsonl dropped"
+    return pa.Table.from_pylist(rows), note
 
 
 def read_run(directory: Path) -> Run:
@@ -57,17 +73,27 @@ def read_run(directory: Path) -> Run:
         summary = json.loads((directory / "summary.json").read_text())
     except json.JSONDecodeError as e:
         raise ValueError("summary.json is not JSON") from e
-    config = yaml.safe_load((directory / "config.yaml").read_text())
-    metrics, note = read_metrics(directory / "metrics.jsonl") if (directory / "metrics.jsonl").is_file() else ([], None)
+    config = yaml.load((directory / "config.yaml").read_text(), Loader=SafeLoader)
+    metrics_path = directory / "metrics.jsonl"
+    curve, note = read_metrics(metrics_path) if metrics_path.is_file() else (pa.table({}), None)
     row = {"run_dir": str(directory), "trial_id": directory.parent.name}
     row.update(flatten(summary))
     row.update(flatten(config, "config."))
     # The columns the analyses read, named as in their documented input schemas.
+    metric = summary.get("metric") or {"name": "loss", "lower_is_better": True}
+    final = summary.get("final") or {}
+    optimizer = {k: v for k, v in (config.get("optimizer") or {}).items() if k not in ("name", "search_space")}
     row["scale"] = summary.get("workload")
-    row["final_loss"] = (summary.get("final") or {}).get("loss")
+    row["final_loss"] = final.get("loss")
+    row["final_metric"] = final.get(metric["name"])
+    row["metric_name"] = metric["name"]
+    row["lower_is_better"] = metric["lower_is_better"]
+    row["hparams"] = json.dumps(optimizer, sort_keys=True)
+    row["default"] = summary.get("default_hyperparameters")
+    row["lr"] = optimizer.get("lr")
+    row["budget_tokens"] = (summary.get("budget") or {}).get("tokens")
     row["time_to_target"] = (summary.get("time_to_target") or {}).get("seconds")
-    curve = pd.DataFrame(metrics)
-    curve.insert(0, "run_dir", str(directory))
+    curve = curve.add_column(0, "run_dir", pa.array([str(directory)] * len(curve), pa.string()))
     return Run(row, curve, note)
 
 
@@ -84,8 +110,9 @@ def signature(directory: Path) -> str:
 def run_directories(roots: list[Path]) -> list[Path]:
     found = set()
     for root in roots:
-        for name in RECORD_FILES:
-            found.update(p.parent for p in root.rglob(name))
+        for directory, _, files in os.walk(root):
+            if any(name in files for name in RECORD_FILES):
+                found.add(Path(directory))
     return sorted(found)
 
 
@@ -93,34 +120,83 @@ def companion_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.stem + ".curves.parquet"), out.with_name(out.stem + ".index.json")
 
 
+def write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def drop_runs(curves_dir: Path, parts: set[str], stale: set[str]) -> None:
+    """Remove the rows of `stale` run directories from the given parts (a part left empty is deleted)."""
+    for part in parts:
+        path = curves_dir / part
+        if not path.exists():
+            continue
+        table = pq.read_table(path)
+        kept = table.filter(pc.invert(pc.is_in(table["run_dir"], pa.array(sorted(stale), pa.string()))))
+        if len(kept):
+            write_atomic(kept, path)
+        else:
+            path.unlink()
+
+
+def read_curves(path: Path, run_dirs: set[str] | None = None, columns=None) -> pd.DataFrame:
+    """The curves of the given runs (all when None), with the columns `columns(name)` accepts (all when None);
+    parts whose columns differ (other metrics) are read under one unified schema."""
+    parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else []
+    if not parts:
+        return pd.DataFrame(columns=["run_dir"])
+    schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    names = [n for n in schema.names if columns is None or columns(n)]
+    where = None if run_dirs is None else ds.field("run_dir").isin(sorted(run_dirs))
+    return ds.dataset(parts, schema=schema).to_table(columns=names, filter=where).to_pandas()
+
+
 def collect(roots: list[Path], out: Path) -> tuple[pd.DataFrame, list[tuple[str, str]], int]:
-    """Write `out` (trials), `<stem>.curves.parquet` and `<stem>.index.json`; returns the trials, the skipped
-    or noted directories with reasons, and how many directories were (re-)read."""
-    curves_path, index_path = companion_paths(out)
+    """Write `out` (trials), the curve parts and the index; returns the trials, the skipped or noted directories
+    with reasons, and how many directories were (re-)read."""
+    curves_dir, index_path = companion_paths(out)
     index = json.loads(index_path.read_text()) if index_path.exists() and out.exists() else {}
+    if not all(isinstance(entry, list) and len(entry) == 2 for entry in index.values()):
+        index = {}  # not this version's index: collect from scratch
     old_trials = pd.read_parquet(out) if index else pd.DataFrame(columns=["run_dir"])
-    old_curves = pd.read_parquet(curves_path) if index and curves_path.exists() else pd.DataFrame(columns=["run_dir"])
+    curves_dir.mkdir(parents=True, exist_ok=True)
+    referenced = {part for _, part in index.values()}
+    for orphan in curves_dir.glob("part-*"):  # parts of an interrupted or earlier collect, not indexed
+        if orphan.name not in referenced:
+            orphan.unlink()
+
     directories = run_directories(roots)
     current = {str(d): signature(d) for d in directories}
-    unchanged = {d for d, sig in current.items() if index.get(d) == sig}
+    unchanged = {d for d, sig in current.items() if d in index and index[d][0] == sig}
+    stale = set(index) - unchanged
+    drop_runs(curves_dir, {index[d][1] for d in stale}, stale)
+
     rows, curves, problems = [], [], []
     for directory in directories:
         if str(directory) in unchanged:
             continue
         try:
             run = read_run(directory)
-        except (ValueError, OSError, yaml.YAMLError) as e:
+        except (ValueError, OSError, yaml.YAMLError, pa.ArrowInvalid) as e:
             problems.append((str(directory), str(e)))
-            current.pop(str(directory))
             continue
         rows.append(run.row)
         curves.append(run.curve)
         if run.note:
             problems.append((str(directory), run.note))
+
+    new_index = {d: index[d] for d in unchanged}
+    if rows:
+        numbers = [int(p.split("-")[1].split(".")[0]) for _, p in new_index.values()] + [-1]
+        part = f"part-{max(numbers) + 1:06d}.parquet"
+        write_atomic(pa.concat_tables(curves, promote_options="permissive"), curves_dir / part)
+        new_index.update({row["run_dir"]: [current[row["run_dir"]], part] for row in rows})
     trials = pd.concat([old_trials[old_trials.run_dir.isin(unchanged)], pd.DataFrame(rows)], ignore_index=True)
-    curve_table = pd.concat([old_curves[old_curves.run_dir.isin(unchanged)], *curves], ignore_index=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    trials.to_parquet(out, index=False)
-    curve_table.to_parquet(curves_path, index=False)
-    index_path.write_text(json.dumps(current, indent=0))
+    tmp = out.with_name(out.name + ".tmp")
+    trials.to_parquet(tmp, index=False)
+    os.replace(tmp, out)
+    index_path.with_name(index_path.name + ".tmp").write_text(json.dumps(new_index, indent=0))
+    os.replace(index_path.with_name(index_path.name + ".tmp"), index_path)
     return trials, problems, len(directories) - len(unchanged)

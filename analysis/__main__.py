@@ -1,5 +1,5 @@
 """`python -m analysis <command>`: collect run records, data-equivalent speedups, performance profiles,
-representative subsets."""
+representative subsets, and the leaderboard report."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from analysis.collect import collect
+from analysis.collect import collect, companion_paths
 from analysis.profile import benchmark_score, performance_ratios, profile
+from analysis.report import report
 from analysis.speedup import speedup_table
 from analysis.subset import select
 from analysis.tables import read_table, write_csv
@@ -81,6 +82,24 @@ def cmd_subset(args) -> None:
     print(f"-> {entry}, {write_csv(pd.DataFrame(rows), args.out)}")
 
 
+def cmd_report(args) -> None:
+    source, out = Path(args.source), Path(args.out)
+    if source.is_dir():
+        trials_path = out / "trials.parquet"
+        trials, problems, _ = collect([source], trials_path)
+        for directory, reason in problems:
+            print(f"skipped or noted: {directory}: {reason}")
+        curves = companion_paths(trials_path)[0]
+    else:
+        trials = read_table(source)
+        curves = companion_paths(source)[0] if source.suffix == ".parquet" else None
+    if trials.empty:
+        raise ValueError(f"{source}: no trials to report on")
+    sections, (index, board) = report(trials, curves, out, str(source), baseline=args.baseline)
+    print(sections[0].tables[0][1].to_string(index=False))
+    print(f"-> {index}, {board}, {out / 'figures'}/, {out / 'tables'}/")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="subset.csv")
     p.set_defaults(run=cmd_subset)
+    p = sub.add_parser("report", help="leaderboard: index.html, leaderboard.md, figures/ and tables/")
+    p.add_argument("source", help="a results directory (collected into OUT/trials.parquet), or a parquet/CSV table")
+    p.add_argument("--out", default="report")
+    p.add_argument("--baseline", default="adamw", help="the optimizer speedups are measured against")
+    p.set_defaults(run=cmd_report)
     args = parser.parse_args(argv)
     pd.set_option("display.width", 160)
     try:

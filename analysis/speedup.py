@@ -3,11 +3,12 @@ another optimizer's final loss, from a power-law fit of the baseline's final los
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 REQUIRED = ("optimizer", "scale", "tokens", "final_loss")
 MIN_BUDGETS = 3
@@ -38,7 +39,11 @@ def fit_power_law(tokens, losses) -> PowerLaw:
     D = np.asarray(tokens, dtype=float)[order]
     L = np.asarray(losses, dtype=float)[order]
     d0 = D[0]
-    params, _ = curve_fit(lambda x, a, b, c: a * x ** (-b) + c, D / d0, L, p0=(L[0] - L[-1], 0.5, L[-1]), maxfev=20000)
+    with warnings.catch_warnings():  # three budgets fit exactly: no covariance, which this fit does not use
+        warnings.simplefilter("ignore", OptimizeWarning)
+        params, _ = curve_fit(
+            lambda x, a, b, c: a * x ** (-b) + c, D / d0, L, p0=(L[0] - L[-1], 0.5, L[-1]), maxfev=20000
+        )
     return PowerLaw(alpha=float(params[0]), B=float(params[1]), beta=float(params[2]), d0=float(d0))
 
 

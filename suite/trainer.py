@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from optimizers.spec import Averager, OptimizerSpec
 from suite.records import MetricsLog
-from workloads.base import Workload
+from workloads.base import Batch, Workload, to_device
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def train_step(
     model: nn.Module,
     opt: Optimization,
     workload: Workload,
-    batch: torch.Tensor,
+    batch: Batch,
     autocast: torch.autocast,
     grad_clip: float,
 ) -> torch.Tensor:
@@ -106,7 +106,7 @@ def train_step(
     hessian = opt.spec.hessian_step is not None and opt.spec.hessian_step(opt.optimizer)
     # Hessian-vector products differentiate the backward pass; only the math attention kernel supports that.
     kernel = sdpa_kernel(SDPBackend.MATH) if hessian else contextlib.nullcontext()
-    total = torch.zeros((), device=batch.device)
+    total = torch.zeros((), device=next(model.parameters()).device)
     with kernel:
         for micro in workload.micro_batch_split(batch):
             with autocast:
@@ -122,10 +122,30 @@ def train_step(
     return total / workload.micro_batches
 
 
+@torch.no_grad()
+def recompute_batch_norm(model: nn.Module, workload: Workload, device, autocast) -> None:
+    """Batch-norm running statistics for weights they were not gathered with (Schedule-Free's x, an average), as
+    the Schedule-Free authors advise: reset, then a cumulative average over the first train batches of the
+    data_seed=0 stream in train mode (the same batches for every trial), off the clock."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    for step in range(workload.bn_recompute_batches):
+        with autocast:
+            workload.loss(model, to_device(workload.train_batch(step, 0), device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
 def evaluate(model: nn.Module, opt: Optimization, workload: Workload, device, autocast) -> dict[str, float]:
     """Held-out metrics of the weights the optimizer says to evaluate, in eval mode; back to train mode after."""
     opt.eval_mode()
     eval_model = opt.eval_model(model)
+    if workload.bn_recompute_batches and (opt.spec.train_eval_modes or opt.averager):
+        recompute_batch_norm(eval_model, workload, device, autocast)
     eval_model.eval()
     metrics = workload.evaluate(eval_model, device, autocast)
     model.train()
@@ -153,7 +173,7 @@ def train(
     clock.start()
     for step in range(settings.steps):
         lr = opt.set_lr(step)
-        batch = workload.train_batch(step, settings.data_seed).to(device, non_blocking=True)
+        batch = to_device(workload.train_batch(step, settings.data_seed), device)
         loss = train_step(model, opt, workload, batch, autocast, settings.grad_clip)
         done = step + 1
         out.steps, out.tokens = done, done * workload.tokens_per_step

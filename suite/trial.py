@@ -215,6 +215,8 @@ def print_summary(summary: dict, directory: Path) -> None:
         lines.append(f"eval     final {final}; best {', '.join(f'{k} {v:.4g}' for k, v in best.items()) or 'none'}")
         if s.get("irreducible_loss") is not None:
             lines.append(f"         irreducible loss {s['irreducible_loss']:.4f} (entropy rate of the source)")
+        if s.get("optimal_loss") is not None:
+            lines.append(f"         optimal loss {s['optimal_loss']:.4f} (at the analytic optimum)")
         ttt = s["time_to_target"]
         target = (
             "no target set"

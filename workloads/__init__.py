@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from workloads.base import Metric, ParamRole, Workload
 from workloads.lm.workload import LanguageModel
+from workloads.quadratic import Quadratic
+from workloads.vision.workload import ImageClassification
 
-FAMILIES: dict[str, type[Workload]] = {"lm": LanguageModel}
+FAMILIES: dict[str, type[Workload]] = {"lm": LanguageModel, "quadratic": Quadratic, "vision": ImageClassification}
 
 
 def build_workload(cfg: dict) -> Workload:

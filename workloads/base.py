@@ -33,6 +33,15 @@ class Metric:
         return value <= target if self.lower_is_better else value >= target
 
 
+Batch = torch.Tensor | tuple[torch.Tensor, ...]  # token windows, or (inputs, labels)
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
 class Workload(ABC):
     """A model, a train stream, a fixed held-out set and a loss, plus the facts the harness records."""
 
@@ -43,6 +52,7 @@ class Workload(ABC):
     micro_batches: int  # gradient-accumulation chunks per step
     primary_metric: Metric
     target: float | None
+    bn_recompute_batches: int = 0  # batch-norm models: train batches to recompute statistics on for other weights
 
     @abstractmethod
     def build_model(self, seed: int) -> nn.Module:
@@ -53,15 +63,15 @@ class Workload(ABC):
         """The role of every named parameter of `model`."""
 
     @abstractmethod
-    def train_batch(self, step: int, data_seed: int) -> torch.Tensor:
+    def train_batch(self, step: int, data_seed: int) -> Batch:
         """The training batch for optimizer step `step`: a pure function of (step, data_seed)."""
 
     @abstractmethod
-    def eval_batches(self) -> Iterable[torch.Tensor]:
+    def eval_batches(self) -> Iterable[Batch]:
         """The fixed held-out set, in batches; identical for every trial."""
 
     @abstractmethod
-    def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean training loss of `model` on `batch` (a scalar tensor)."""
 
     @abstractmethod
@@ -72,9 +82,11 @@ class Workload(ABC):
     def facts(self) -> dict:
         """Facts for the record: FLOPs per token, parameter counts, data fingerprint, irreducible loss..."""
 
-    def micro_batch_split(self, batch: torch.Tensor) -> Iterator[torch.Tensor]:
+    def micro_batch_split(self, batch: Batch) -> Iterator[Batch]:
         """Split a step's batch into its gradient-accumulation chunks."""
-        return iter(batch.chunk(self.micro_batches))
+        if isinstance(batch, torch.Tensor):
+            return iter(batch.chunk(self.micro_batches))
+        return zip(*(t.chunk(self.micro_batches) for t in batch), strict=True)
 
 
 def roles_by_module(model: nn.Module, embeddings: tuple[nn.Module, ...], heads: tuple[nn.Module, ...]) -> dict:

@@ -20,15 +20,18 @@ def build(params, roles, hp, ctx):
     named = [
         (f"{ROLE_PREFIX[roles[n]]}.{i}" if roles[n] in ROLE_PREFIX else n, p) for i, (n, p) in enumerate(params.items())
     ]
+    # Q/K are split per head from the model's width and heads; a model without them (CNNs, the quadratic, a ViT
+    # with a fused qkv that Adam-mini's names do not match) leaves them unspecified, as the authors allow.
+    facts = ctx.model_facts
+    heads = {"dim": facts["d_model"], "n_heads": facts["n_head"]} if "d_model" in facts else {}
     return Adam_mini(
         named,
         lr=hp["lr"],
         betas=tuple(hp["betas"]),
         eps=hp["eps"],
         weight_decay=hp["weight_decay"],
-        dim=ctx.model_facts["d_model"],
-        n_heads=ctx.model_facts["n_head"],
         verbose=False,
+        **heads,
     )
 
 

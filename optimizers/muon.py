@@ -1,20 +1,45 @@
-"""Muon (Jordan et al. 2024): torch.optim.Muon on hidden matrices, an AdamW companion for everything else.
+"""Muon (Jordan et al. 2024): torch.optim.Muon on hidden matrices and conv kernels, an AdamW companion for the
+embeddings, the output head, norms and biases.
 
-torch.optim.Muon accepts 2-D parameters only, so conv kernels go to the companion with the embeddings, the
-output head, norms and biases (the reference flattens conv kernels; torch's implementation cannot)."""
+torch.optim.Muon accepts 2-D parameters only; conv kernels (out, in, kh, kw) are given to it as 2-D views
+(out, in*kh*kw) of the same storage, the flattening the reference implementation applies to them."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from optimizers.spec import ChainedOptimizer, OptimizerSpec, on_cuda, split_by_roles
 from workloads.base import ParamRole
 
 
+class Muon(torch.optim.Muon):
+    """torch.optim.Muon plus conv kernels as flattened views: each step hands the kernel's gradient to its view,
+    whose in-place update writes the kernel's storage."""
+
+    def __init__(self, matrices: list, kernels: list, **kwargs):
+        self.kernel_views = [(k, nn.Parameter(k.detach().view(len(k), -1))) for k in kernels]
+        super().__init__(matrices + [view for _, view in self.kernel_views], **kwargs)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for kernel, view in self.kernel_views:
+            view.grad = None if kernel.grad is None else kernel.grad.view_as(view)
+        return super().step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none=set_to_none)
+        for kernel, _ in self.kernel_views:
+            kernel.grad = None
+
+
 def build(params, roles, hp, ctx) -> ChainedOptimizer:
-    matrices, rest = split_by_roles(params, roles, {ParamRole.HIDDEN_MATRIX})
-    muon = torch.optim.Muon(
+    matrices, _ = split_by_roles(params, roles, {ParamRole.HIDDEN_MATRIX})
+    kernels, _ = split_by_roles(params, roles, {ParamRole.CONV_KERNEL})
+    _, rest = split_by_roles(params, roles, {ParamRole.HIDDEN_MATRIX, ParamRole.CONV_KERNEL})
+    muon = Muon(
         matrices,
+        kernels,
         lr=hp["lr"],
         weight_decay=hp["weight_decay"],
         momentum=hp["momentum"],

@@ -110,7 +110,8 @@ def signature(directory: Path) -> str:
 def run_directories(roots: list[Path]) -> list[Path]:
     found = set()
     for root in roots:
-        for directory, _, files in os.walk(root):
+        for directory, subdirectories, files in os.walk(root):
+            subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]  # .replaced/: superseded runs
             if any(name in files for name in RECORD_FILES):
                 found.add(Path(directory))
     return sorted(found)

@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from suite.trial import CONF_DIR, run
+
 GROUPS = ("optimizer", "workload", "schedule", "workload/data")
 
 

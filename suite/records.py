@@ -47,10 +47,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _file_mode() -> int:
+    """What open() would give a new file under this process's umask (mkstemp alone gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temp file in the same directory, fsync, rename: a reader sees the old or the new file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -73,10 +84,12 @@ def read_json(path: Path) -> dict | None:
 
 
 class MetricsLog:
-    """metrics.jsonl: one JSON object per line, appended and flushed row by row."""
+    """metrics.jsonl: one JSON object per line, appended and flushed row by row. A resumed trial starts from the
+    rows its checkpoint holds (written atomically), dropping any logged after that checkpoint."""
 
-    def __init__(self, path: Path):
-        self._file = open(path, "w")
+    def __init__(self, path: Path, rows: list[dict] = ()):
+        atomic_write_text(path, "".join(json.dumps(_jsonable(r), allow_nan=False) + "\n" for r in rows))
+        self._file = open(path, "a")
 
     def append(self, row: dict) -> None:
         self._file.write(json.dumps(_jsonable(row), allow_nan=False) + "\n")

@@ -6,7 +6,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -15,6 +15,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import tqdm
 
 from optimizers.spec import Averager, OptimizerSpec
+from suite.checkpoint import Preemption
 from suite.records import MetricsLog
 from workloads.base import Batch, Workload, to_device
 
@@ -29,6 +30,7 @@ class TrainSettings:
     divergence_factor: float
     target: float | None
     progress: bool
+    checkpoint_every: int = 0  # steps; 0 = only when preempted
 
 
 @dataclass
@@ -44,11 +46,12 @@ class Outcome:
 
 
 class Clock:
-    """Wall time of the timed region only (AlgoPerf: data selection + update); pause it around evaluation."""
+    """Wall time of the timed region only (AlgoPerf: data selection + update); pause it around evaluation and
+    checkpoints. A resumed trial's clock starts from the checkpoint's total."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, total: float = 0.0):
         self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        self._total = 0.0
+        self._total = total
         self._since: float | None = None
 
     def start(self) -> None:
@@ -161,48 +164,71 @@ def train(
     device: torch.device,
     autocast: torch.autocast,
     log: MetricsLog,
+    resume: dict | None = None,
+    save_checkpoint: Callable[[dict], None] | None = None,
+    preemption: Preemption | None = None,
 ) -> Outcome:
-    """Train for the step budget, log rows every `log_every` steps and evaluate every `eval_every` and at the end."""
-    out = Outcome()
+    """Train for the step budget, log rows every `log_every` steps and evaluate every `eval_every` and at the end.
+
+    Every `checkpoint_every` steps, and at the first step boundary after a preemption signal, the loop state
+    (with the rows logged so far) goes to `save_checkpoint`, which adds model, optimizer and RNG states; a
+    preempted trial then hands the signal over. `resume` is such a state: training continues after its step."""
+    out = Outcome(**resume["outcome"]) if resume else Outcome()
+    first_loss: float | None = resume["first_loss"] if resume else None
+    rows: list[dict] = list(resume["metrics"]) if resume else []
     metric = workload.primary_metric
-    first_loss: float | None = None
-    clock = Clock(device)
-    bar = tqdm(total=settings.steps, disable=not settings.progress, unit="step", mininterval=1.0, dynamic_ncols=True)
+    clock = Clock(device, resume["train_time_s"] if resume else 0.0)
+    start = resume["step"] if resume else 0
+    bar = tqdm(total=settings.steps, initial=start, disable=not settings.progress, unit="step", mininterval=1.0)
     model.train()
     opt.train_mode()
     clock.start()
-    for step in range(settings.steps):
+    for step in range(start, settings.steps):
         lr = opt.set_lr(step)
         batch = to_device(workload.train_batch(step, settings.data_seed), device)
         loss = train_step(model, opt, workload, batch, autocast, settings.grad_clip)
         done = step + 1
         out.steps, out.tokens = done, done * workload.tokens_per_step
         is_eval = done % settings.eval_every == 0 or done == settings.steps
-        if not (is_eval or step == 0 or done % settings.log_every == 0):
-            continue
-        loss_value = loss.item()
-        out.train_time_s = clock.elapsed()
-        row = {"step": done, "tokens": out.tokens, "train_time_s": out.train_time_s, "train_loss": loss_value, "lr": lr}
-        first_loss = loss_value if first_loss is None else first_loss
-        if not math.isfinite(loss_value) or loss_value > settings.divergence_factor * first_loss:
-            out.status = "diverged"
-            out.reason = f"train loss {loss_value:.4g} at step {done} (first loss {first_loss:.4g})"
+        if is_eval or step == 0 or done % settings.log_every == 0:
+            loss_value = loss.item()
+            out.train_time_s = clock.elapsed()
+            row = {"step": done, "tokens": out.tokens, "train_time_s": out.train_time_s}
+            row.update(train_loss=loss_value, lr=lr)
+            first_loss = loss_value if first_loss is None else first_loss
+            if not math.isfinite(loss_value) or loss_value > settings.divergence_factor * first_loss:
+                out.status = "diverged"
+                out.reason = f"train loss {loss_value:.4g} at step {done} (first loss {first_loss:.4g})"
+                log.append(row)
+                break
+            if is_eval:
+                clock.pause()
+                metrics = evaluate(model, opt, workload, device, autocast)
+                clock.start()
+                row.update({f"eval/{k}": v for k, v in metrics.items()})
+                out.final = metrics
+                value = metrics[metric.name]
+                if out.best is None or metric.reached(value, out.best[metric.name]):
+                    out.best = {metric.name: value, "step": done}
+                if settings.target is not None and out.time_to_target is None:
+                    if metric.reached(value, settings.target):
+                        out.time_to_target = {"steps": done, "tokens": out.tokens, "seconds": out.train_time_s}
             log.append(row)
-            break
-        if is_eval:
+            rows.append(row)
+            bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{out.tokens / max(out.train_time_s, 1e-9):,.0f}")
+            bar.update(done - bar.n)
+        preempted = preemption is not None and preemption.requested
+        periodic = settings.checkpoint_every > 0 and done % settings.checkpoint_every == 0
+        if save_checkpoint and done < settings.steps and (periodic or preempted):
             clock.pause()
-            metrics = evaluate(model, opt, workload, device, autocast)
+            opt.eval_mode()  # Schedule-Free: checkpoint the evaluation weights, as its authors advise
+            state = {"step": done, "outcome": asdict(out), "first_loss": first_loss, "metrics": rows}
+            save_checkpoint({**state, "train_time_s": clock.elapsed()})
+            opt.train_mode()
             clock.start()
-            row.update({f"eval/{k}": v for k, v in metrics.items()})
-            out.final = metrics
-            value = metrics[metric.name]
-            if out.best is None or metric.reached(value, out.best[metric.name]):
-                out.best = {metric.name: value, "step": done}
-            if settings.target is not None and out.time_to_target is None and metric.reached(value, settings.target):
-                out.time_to_target = {"steps": done, "tokens": out.tokens, "seconds": out.train_time_s}
-        log.append(row)
-        bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{out.tokens / max(out.train_time_s, 1e-9):,.0f}")
-        bar.update(done - bar.n)
+            if preempted:
+                bar.close()
+                preemption.hand_over()
     bar.close()
     if out.status == "diverged":
         out.final = None

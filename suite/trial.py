@@ -14,7 +14,8 @@ import torch
 from omegaconf import OmegaConf
 
 from optimizers import BuildContext, OptimizerSpec, get_spec, hyperparameters, schedules
-from suite import rng
+from suite import checkpoint, rng
+from suite.checkpoint import CHECKPOINT, Preemption
 from suite.provenance import provenance
 from suite.records import FINISHED, MetricsLog, atomic_write_json, atomic_write_text, read_json, run_dir
 from suite.trainer import Optimization, Outcome, TrainSettings, train
@@ -22,6 +23,7 @@ from workloads import Workload, build_workload
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+NOT_DEFINING = ("results_dir", "progress", "force", "device")  # may change between a checkpoint and its resume
 
 
 @dataclass(frozen=True)
@@ -148,13 +150,27 @@ def start_summary(plan: Plan) -> dict:
     }
 
 
-def execute(plan: Plan, summary: dict) -> Outcome:
-    """Build model, optimizer and schedule, then train; records the parameter count in `summary`."""
+def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preemption) -> Outcome:
+    """Build model, optimizer and schedule (restored from `resume` when given), then train, checkpointing every
+    `checkpoint_every` steps and on preemption; records the parameter count in `summary`."""
     cfg, workload, device = plan.cfg, plan.workload, plan.device
     rng.seed_all(cfg["seed"])  # generators some optimizers draw from (numpy's for PSGD Kron)
     model = workload.build_model(cfg["seed"]).to(device)
     summary["params_total"] = sum(p.numel() for p in model.parameters())
     opt = build_optimization(plan.spec, cfg, model, workload)
+    if resume:
+        model.load_state_dict(resume["model"])
+        opt.optimizer.load_state_dict(resume["optimizer"])
+        if opt.averager:
+            opt.averager.load_state_dict(resume["averager"])
+        rng.restore(resume["rng"])
+
+    def save_checkpoint(loop_state: dict) -> None:
+        state = {**loop_state, "config": cfg, "model": model.state_dict(), "optimizer": opt.optimizer.state_dict()}
+        if opt.averager:
+            state["averager"] = opt.averager.state_dict()
+        checkpoint.save(plan.directory / CHECKPOINT, {**state, "rng": rng.capture()})
+
     settings = TrainSettings(
         steps=workload.steps,
         data_seed=cfg["data_seed"],
@@ -164,13 +180,14 @@ def execute(plan: Plan, summary: dict) -> Outcome:
         divergence_factor=cfg["divergence_factor"],
         target=workload.target,
         progress=cfg["progress"],
+        checkpoint_every=cfg["checkpoint_every"],
     )
     dtype = PRECISIONS[cfg["precision"]]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     trained = torch.compile(model) if cfg["compile"] else model
-    log = MetricsLog(plan.directory / "metrics.jsonl")
+    log = MetricsLog(plan.directory / "metrics.jsonl", resume["metrics"] if resume else [])
     try:
-        return train(trained, opt, workload, settings, device, autocast, log)
+        return train(trained, opt, workload, settings, device, autocast, log, resume, save_checkpoint, preemption)
     finally:
         log.close()
 
@@ -236,28 +253,57 @@ def print_summary(summary: dict, directory: Path) -> None:
     print("\n".join(lines))
 
 
+def check_resumable(saved: dict, cfg: dict, directory: Path) -> None:
+    """A checkpoint only continues the trial it was written by: every key but where and how it is watched."""
+    differing = sorted(k for k in set(saved) | set(cfg) if k not in NOT_DEFINING and saved.get(k) != cfg.get(k))
+    if differing:
+        raise ValueError(
+            f"{directory / CHECKPOINT} was written with a different config (differs: {', '.join(differing)}); "
+            "run with the same settings to resume, or force=true to start the trial over"
+        )
+
+
+def set_aside(directory: Path) -> Path:
+    """Move a trial's old record to <trial>/.replaced/<seed>-<time>/ (hidden from collect), never deleting it."""
+    target = directory.parent / ".replaced" / f"{directory.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    directory.rename(target)
+    return target
+
+
 def run(cfg) -> int:
-    """Run one trial from a composed Hydra config; returns the process exit code."""
+    """Run one trial from a composed Hydra config; returns the process exit code. A finished trial is skipped
+    (unless force=true), an unfinished one with a checkpoint resumes from it."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     try:
         plan = prepare(resolved)
         previous = read_json(plan.directory / "summary.json")
-        if previous and previous.get("status") in FINISHED:
-            print(f"trial already {previous['status']}: {plan.directory} (nothing to do)")
+        if previous and previous.get("status") in FINISHED and not resolved["force"]:
+            print(f"trial already {previous['status']}: {plan.directory} (nothing to do; force=true reruns it)")
             return 0
+        resume = None if resolved["force"] else checkpoint.load(plan.directory / CHECKPOINT)
+        if resume:
+            check_resumable(resume["config"], resolved, plan.directory)
+        if resolved["force"] and plan.directory.exists():
+            print(f"force=true: the old record moved to {set_aside(plan.directory)}")
         check_writable(plan.directory)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     summary = start_summary(plan)
+    if resume:
+        summary["resumed_from_steps"] = [*((previous or {}).get("resumed_from_steps") or []), resume["step"]]
+        print(f"resuming {plan.directory} from its checkpoint at step {resume['step']}")
     atomic_write_text(plan.directory / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(plan.directory / "summary.json", summary)
-    try:
-        summary = finish(plan, summary, execute(plan, summary), None)
-    except (Exception, KeyboardInterrupt) as e:
-        traceback.print_exc()
-        error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-        print_summary(finish(plan, summary, None, error), plan.directory)
-        return 130 if isinstance(e, KeyboardInterrupt) else 1
+    with Preemption() as preemption:
+        try:
+            summary = finish(plan, summary, execute(plan, summary, resume, preemption), None)
+        except (Exception, KeyboardInterrupt) as e:
+            traceback.print_exc()
+            error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+            print_summary(finish(plan, summary, None, error), plan.directory)
+            return 130 if isinstance(e, KeyboardInterrupt) else 1
+    (plan.directory / CHECKPOINT).unlink(missing_ok=True)
     print_summary(summary, plan.directory)
     return 0

@@ -1,0 +1,69 @@
+"""Checkpoints of unfinished trials (written atomically, loaded with weights_only=True) and the preemption signals
+that ask for one: SIGUSR2 (submitit's timeout/preemption signal) and SIGTERM (SLURM's preemption and
+`scontrol requeue`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import torch
+
+from suite.records import FILE_MODE
+
+CHECKPOINT = "checkpoint.pt"
+SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
+
+
+def save(path: Path, state: dict) -> None:
+    """torch.save to a temp file in the same directory, fsync, rename: a kill leaves the old or the new file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> dict | None:
+    return torch.load(path, weights_only=True) if path.is_file() else None
+
+
+class Preemption:
+    """While active, SIGUSR2/SIGTERM only set a flag; the training loop checkpoints at the next step boundary and
+    calls `hand_over`, which restores the previous handlers and re-raises the signal (submitit's handler then
+    requeues the job) or, if that returns, exits with 128 + signal number."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> Preemption:
+        for sig in SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._note)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _note(self, signum, frame) -> None:
+        self.signum = signum
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def hand_over(self) -> None:
+        signum = self.signum
+        self.__exit__()
+        signal.raise_signal(signum)
+        raise SystemExit(128 + signum)

@@ -23,7 +23,8 @@ from workloads import Workload, build_workload
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-NOT_DEFINING = ("results_dir", "progress", "force", "device")  # may change between a checkpoint and its resume
+# keys that may change between a checkpoint and its resume
+NOT_DEFINING = ("results_dir", "progress", "force", "device", "tuning", "cluster")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from optimizers import get_spec, hyperparameters
 from suite.checks import check_cluster, check_group_choices
@@ -87,7 +89,9 @@ class Study:
     def settings(self) -> dict:
         """What defines the study: a study directory holding other settings is refused, never overwritten."""
         tuning = {k: v for k, v in self.tuning.items() if k != "name"}
-        defining = sorted(o for o in self.overrides if o.lstrip("+~").split("=")[0].split(".")[0] not in STUDY_LEVEL)
+        names = {o: o.lstrip("+~").split("=")[0] for o in self.overrides}
+        searched = "optimizer.search_space"  # (its overrides are in search_space already)
+        defining = sorted(o for o, n in names.items() if n.split(".")[0] not in STUDY_LEVEL and searched not in n)
         return {
             **tuning,
             "search_space": self.cfg["optimizer"].get("search_space") or {},
@@ -100,7 +104,10 @@ class Study:
         if saved is None:
             return
         old, new = saved["settings"], self.settings()
-        differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        differing = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if "overrides" in differing:
+            changed = sorted(set(old.get("overrides", [])) ^ set(new["overrides"]))
+            differing[differing.index("overrides")] = f"overrides {' '.join(changed)}"
         if differing:
             raise ValueError(
                 f"{self.directory} holds a study with other settings (differs: {', '.join(differing)}); "
@@ -120,7 +127,8 @@ class Study:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             hp = with_values(self.cfg["optimizer"], config)
-            path.write_text("# @package optimizer\n" + yaml.safe_dump({h: hp[h] for h in {k.split(".")[0] for k in config}}))
+            values = {h: hp[h] for h in sorted({k.split(".")[0] for k in config})}
+            path.write_text("# @package optimizer\n" + yaml.safe_dump(values))
         return name
 
     def run_dir(self, config: Config, seed: int) -> Path:
@@ -361,8 +369,8 @@ def main(argv: list[str]) -> int:
             for optimizer in optimizers:
                 cfg = compose_config([f"optimizer={optimizer}", f"workload={workload}", *overrides])
                 studies.append(Study(optimizer, workload, cfg, overrides, force))
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError, HydraException, OmegaConfBaseException) as e:
+        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 2
     cluster = studies[0].cfg["cluster"]
     command = shlex.join(["python", "-m", "suite.sweep", *argv])

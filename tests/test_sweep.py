@@ -1,0 +1,131 @@
+"""Tuning studies: the protocols' proposals, and `python -m suite.sweep` end to end on the quadratic (local slots),
+including re-runs that launch nothing, refusals of bad input and a table of failed trials."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from suite.protocols import Dim, coordinate_descent_next, dims, grid_configs, key, neighbours, random_configs
+from tests.conftest import ROOT
+
+LR = Dim("lr", 1e-4, 1e-1, log=True)
+WD = Dim("weight_decay", 0.0, 0.2, log=False)
+QUICK = ["workload=quadratic", "workload.steps=20", "eval_every=10", "log_every=5"]
+
+
+def sweep(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "suite.sweep", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_random_configs_are_seeded_quasi_random_points_in_range():
+    points = random_configs([LR, WD], 16, seed=3)
+    assert points == random_configs([LR, WD], 16, seed=3) != random_configs([LR, WD], 16, seed=4)
+    assert all(1e-4 <= p["lr"] <= 1e-1 and 0 <= p["weight_decay"] <= 0.2 for p in points)
+    logs = sorted(math.log10(p["lr"]) for p in points)  # low discrepancy: every eighth of the log range is hit
+    assert all(any(-4 + 3 * i / 8 <= v < -4 + 3 * (i + 1) / 8 for v in logs) for i in range(8))
+
+
+def test_grid_and_neighbours():
+    assert LR.grid(4) == [1e-4, 1e-3, 1e-2, 1e-1] and WD.grid(3) == [0.0, 0.1, 0.2]
+    assert len(grid_configs([LR, WD], 3)) == 9
+    near = neighbours({"lr": 1e-3, "weight_decay": 0.1}, [LR, WD], 3)
+    assert {"lr": 1e-3, "weight_decay": 0.1} not in near
+    assert all(sum(n[k] != v for k, v in {"lr": 1e-3, "weight_decay": 0.1}.items()) == 1 for n in near)
+
+
+def test_coordinate_descent_walks_to_the_grid_optimum_and_stops():
+    space = [LR, WD]
+
+    def loss(c):  # best at lr 1e-2 and weight decay 0.2 on a 4-point grid
+        return (math.log10(c["lr"]) + 2) ** 2 + (c["weight_decay"] - 0.2) ** 2
+
+    start = {"lr": 3e-4, "weight_decay": 0.05}  # off the grid, as the authors' defaults usually are
+    results, rounds = {}, 0
+    while batch := coordinate_descent_next(start, results, space, 4):
+        rounds += 1
+        results.update({key(c): loss(c) for c in batch})
+    best = dict(min(results, key=results.get))
+    assert best == {"lr": 1e-2, "weight_decay": 0.2} and 2 <= rounds <= 5
+    assert len(results) < 16 + 1  # fewer trials than the full grid
+
+
+def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):
+    args = [*QUICK, "optimizer=adamw,sgd", "tuning=random", "tuning.trials=3", "tuning.seeds=2", "cluster.slots=2"]
+    proc = sweep(*args, f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for optimizer in ("adamw", "sgd"):
+        study = json.loads((tmp_path / "quadratic" / optimizer / "study-random" / "study.json").read_text())
+        assert study["status"] == "completed" and study["budget"]["configurations"] == 3
+        trials = study["trials"]
+        assert len(trials) == 3 + 1 and all(t["status"] == "completed" for t in trials)
+        finished = [t for t in trials if t["seed"] == 0]
+        assert study["best"]["config"] == min(finished, key=lambda t: t["score"])["config"]  # selection at the end
+        assert study["best"]["seeds"] == 2
+    summaries = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("summary.json")}
+    assert len(summaries) == 2 * 4
+
+    again = sweep(*args, f"results_dir={tmp_path}")
+    assert again.returncode == 0, again.stderr
+    assert "round" not in again.stdout  # nothing launched, nothing run twice
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("summary.json")} == summaries
+
+
+def test_coordinate_descent_study_and_refusal_of_other_settings(tmp_path):
+    args = [*QUICK, "optimizer=sgd", "tuning=coordinate_descent", "tuning.grid_points=2", f"results_dir={tmp_path}"]
+    proc = sweep(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = tmp_path / "quadratic" / "sgd" / "study-coordinate_descent" / "study.json"
+    study = json.loads(path.read_text())
+    tried = [t["config"] for t in study["trials"] if t["seed"] == 0]
+    assert study["settings"]["start"] in tried  # from the defaults
+    space = dims(study["settings"]["search_space"])
+    best = study["best"]["config"]
+    assert all(n in tried for n in neighbours(best, space, 2))  # stopped: no single change of the best is untried
+    assert all(t == study["settings"]["start"] or any(t in neighbours(o, space, 2) for o in tried) for t in tried)
+    before = path.read_text()
+    changed = sweep(*args, "optimizer.search_space.lr.high=3.0")
+    assert changed.returncode == 2 and "differs: search_space" in changed.stderr
+    assert len(changed.stderr.strip().splitlines()) == 1 and path.read_text() == before
+
+
+def test_failed_trials_end_in_a_table_with_the_relaunch_command(tmp_path):
+    space = "optimizer.search_space={betas.1:{low:0.9,high:1.5,scale:linear}}"  # with lr, weight decay: 2 x 2 x 2
+    args = [*QUICK, "optimizer=adamw", "tuning=grid", "tuning.grid_points=2", space, f"results_dir={tmp_path}"]
+    proc = sweep(*args)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "4 trial(s) did not finish" in proc.stdout  # beta2 = 1.5 is refused by AdamW; the other four ran
+    assert "relaunch only these" in proc.stdout and "python -m suite.sweep" in proc.stdout
+    study = json.loads((tmp_path / "quadratic" / "adamw" / "study-grid" / "study.json").read_text())
+    statuses = {t["config"]["betas.1"]: t["status"] for t in study["trials"]}
+    assert statuses == {0.9: "completed", 1.5: None} and len(study["trials"]) == 8
+    assert study["status"] == "incomplete"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["tuning=bayes"], "unknown tuning 'bayes'"),
+        (["optimizer.search_space.lr.low=1"], "low 1 must be below high"),
+        (["optimizer.search_space.lr.low=-1"], "a log scale needs positive values"),
+        (["--fast"], "unknown option --fast"),
+        (["optimizer.search_space.betas.1.high=1.5"], "Could not override"),
+    ],
+)
+def test_bad_sweep_input_is_one_line(tmp_path, args, message):
+    proc = sweep(*QUICK, *args, f"results_dir={tmp_path}")
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is not None, reason="this machine has sbatch")
+def test_slurm_preset_without_sbatch_is_refused(tmp_path):
+    proc = sweep(*QUICK, "cluster=slurm", f"results_dir={tmp_path}")
+    assert proc.returncode == 2 and "sbatch" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

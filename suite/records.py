@@ -87,13 +87,18 @@ class MetricsLog:
     """metrics.jsonl: one JSON object per line, appended and flushed row by row. A resumed trial starts from the
     rows its checkpoint holds (written atomically), dropping any logged after that checkpoint."""
 
-    def __init__(self, path: Path, rows: list[dict] = ()):
-        atomic_write_text(path, "".join(json.dumps(_jsonable(r), allow_nan=False) + "\n" for r in rows))
-        self._file = open(path, "a")
+    def __init__(self, path: Path | None, rows: list[dict] = ()):
+        """`path` None: a log that writes nothing (the data-parallel ranks but rank 0)."""
+        self._file = None
+        if path is not None:
+            atomic_write_text(path, "".join(json.dumps(_jsonable(r), allow_nan=False) + "\n" for r in rows))
+            self._file = open(path, "a")
 
     def append(self, row: dict) -> None:
-        self._file.write(json.dumps(_jsonable(row), allow_nan=False) + "\n")
-        self._file.flush()
+        if self._file:
+            self._file.write(json.dumps(_jsonable(row), allow_nan=False) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file:
+            self._file.close()

@@ -12,10 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from optimizers.spec import Averager, OptimizerSpec
+from suite import distributed
 from suite.checkpoint import Preemption
+from suite.distributed import SINGLE, Ranks
 from suite.records import MetricsLog
 from workloads.base import Batch, Workload, to_device
 
@@ -31,6 +34,7 @@ class TrainSettings:
     target: float | None
     progress: bool
     checkpoint_every: int = 0  # steps; 0 = only when preempted
+    ranks: Ranks = SINGLE  # data-parallel ranks (one without DDP)
 
 
 @dataclass
@@ -104,17 +108,22 @@ def train_step(
     batch: Batch,
     autocast: torch.autocast,
     grad_clip: float,
+    ranks: Ranks = SINGLE,
 ) -> torch.Tensor:
-    """One optimizer step with gradient accumulation over the workload's micro-batches; returns the mean loss."""
+    """One optimizer step with gradient accumulation over the workload's micro-batches; returns the mean loss (of
+    this rank's slice of the batch under DDP, which averages the gradients over the ranks)."""
     hessian = opt.spec.hessian_step is not None and opt.spec.hessian_step(opt.optimizer)
     # Hessian-vector products differentiate the backward pass; only the math attention kernel supports that.
     kernel = sdpa_kernel(SDPBackend.MATH) if hessian else contextlib.nullcontext()
     total = torch.zeros((), device=next(model.parameters()).device)
+    parts = workload.micro_batches // ranks.world
+    if ranks.active:
+        batch = list(workload.micro_batch_split(batch, ranks.world))[ranks.rank]
     with kernel:
-        for micro in workload.micro_batch_split(batch):
+        for micro in workload.micro_batch_split(batch, parts):
             with autocast:
                 loss = workload.loss(model, micro)
-            (loss / workload.micro_batches).backward(create_graph=hessian)
+            (loss / parts).backward(create_graph=hessian)
             total += loss.detach()
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -122,7 +131,7 @@ def train_step(
     opt.optimizer.zero_grad(set_to_none=True)
     if opt.averager:
         opt.averager.step()
-    return total / workload.micro_batches
+    return total / parts
 
 
 @torch.no_grad()
@@ -186,12 +195,12 @@ def train(
     for step in range(start, settings.steps):
         lr = opt.set_lr(step)
         batch = to_device(workload.train_batch(step, settings.data_seed), device)
-        loss = train_step(model, opt, workload, batch, autocast, settings.grad_clip)
+        loss = train_step(model, opt, workload, batch, autocast, settings.grad_clip, settings.ranks)
         done = step + 1
         out.steps, out.tokens = done, done * workload.tokens_per_step
         is_eval = done % settings.eval_every == 0 or done == settings.steps
         if is_eval or step == 0 or done % settings.log_every == 0:
-            loss_value = loss.item()
+            loss_value = distributed.mean(loss, settings.ranks).item()
             out.train_time_s = clock.elapsed()
             row = {"step": done, "tokens": out.tokens, "train_time_s": out.train_time_s}
             row.update(train_loss=loss_value, lr=lr)
@@ -203,7 +212,8 @@ def train(
                 break
             if is_eval:
                 clock.pause()
-                metrics = evaluate(model, opt, workload, device, autocast)
+                plain = model.module if isinstance(model, DistributedDataParallel) else model
+                metrics = evaluate(plain, opt, workload, device, autocast)
                 clock.start()
                 row.update({f"eval/{k}": v for k, v in metrics.items()})
                 out.final = metrics
@@ -217,7 +227,7 @@ def train(
             rows.append(row)
             bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{out.tokens / max(out.train_time_s, 1e-9):,.0f}")
             bar.update(done - bar.n)
-        preempted = preemption is not None and preemption.requested
+        preempted = distributed.any_rank(preemption is not None and preemption.requested, settings.ranks, device)
         periodic = settings.checkpoint_every > 0 and done % settings.checkpoint_every == 0
         if save_checkpoint and done < settings.steps and (periodic or preempted):
             clock.pause()

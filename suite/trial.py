@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from torch.nn.parallel import DistributedDataParallel
 
 from optimizers import BuildContext, OptimizerSpec, get_spec, hyperparameters, schedules
-from suite import checkpoint, rng
+from suite import checkpoint, distributed, rng
 from suite.checkpoint import CHECKPOINT, Preemption
 from suite.provenance import provenance
 from suite.records import FINISHED, MetricsLog, atomic_write_json, atomic_write_text, read_json, run_dir
@@ -36,6 +37,7 @@ class Plan:
     workload: Workload
     device: torch.device
     directory: Path
+    ranks: distributed.Ranks
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,7 +83,15 @@ def prepare(cfg: dict) -> Plan:
     schedules.validate(cfg["schedule"])
     device = resolve_device(cfg["device"])
     workload = build_workload(cfg["workload"])
-    return Plan(cfg, spec, workload, device, run_dir(cfg))
+    ranks = distributed.init(device.type)
+    if workload.micro_batches % ranks.world:
+        raise ValueError(
+            f"{ranks.world} data-parallel ranks cannot share {workload.micro_batches} micro-batches per step equally; "
+            "make batch_size / micro_batch_size a multiple of the number of ranks"
+        )
+    if ranks.active and device.type == "cuda":
+        device = torch.device("cuda", ranks.local)
+    return Plan(cfg, spec, workload, device, run_dir(cfg), ranks)
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -167,6 +177,8 @@ def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preempti
         rng.restore(resume["rng"])
 
     def save_checkpoint(loop_state: dict) -> None:
+        if not plan.ranks.main:
+            return
         state = {**loop_state, "config": cfg, "model": model.state_dict(), "optimizer": opt.optimizer.state_dict()}
         if opt.averager:
             state["averager"] = opt.averager.state_dict()
@@ -182,18 +194,21 @@ def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preempti
         target=workload.target,
         progress=cfg["progress"],
         checkpoint_every=cfg["checkpoint_every"],
+        ranks=plan.ranks,
     )
     dtype = PRECISIONS[cfg["precision"]]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     trained = torch.compile(model) if cfg["compile"] else model
-    log = MetricsLog(plan.directory / "metrics.jsonl", resume["metrics"] if resume else [])
+    if plan.ranks.active:
+        trained = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
+    log = MetricsLog(plan.directory / "metrics.jsonl" if plan.ranks.main else None, resume["metrics"] if resume else [])
     try:
         return train(trained, opt, workload, settings, device, autocast, log, resume, save_checkpoint, preemption)
     finally:
         log.close()
 
 
-def finish(plan: Plan, summary: dict, outcome: Outcome | None, error: str | None) -> dict:
+def finish(plan: Plan, summary: dict, outcome: Outcome | None, error: str | None, write: bool = True) -> dict:
     """Write the final summary: status, metrics, timing and end time."""
     summary["provenance"]["end_time"] = now()
     summary["peak_mem_bytes"] = peak_memory_bytes(plan.device)
@@ -211,7 +226,8 @@ def finish(plan: Plan, summary: dict, outcome: Outcome | None, error: str | None
             tokens_per_s=outcome.tokens / outcome.train_time_s if outcome.train_time_s > 0 else None,
             time_to_target=outcome.time_to_target,
         )
-    atomic_write_json(plan.directory / "summary.json", summary)
+    if write:
+        atomic_write_json(plan.directory / "summary.json", summary)
     return summary
 
 
@@ -285,9 +301,10 @@ def run(cfg) -> int:
         resume = None if resolved["force"] else checkpoint.load(plan.directory / CHECKPOINT)
         if resume:
             check_resumable(resume["config"], resolved, plan.directory)
-        if resolved["force"] and plan.directory.exists():
+        if resolved["force"] and plan.directory.exists() and plan.ranks.main:
             print(f"force=true: the old record moved to {set_aside(plan.directory)}")
-        check_writable(plan.directory)
+        if plan.ranks.main:
+            check_writable(plan.directory)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -295,16 +312,20 @@ def run(cfg) -> int:
     if resume:
         summary["resumed_from_steps"] = [*((previous or {}).get("resumed_from_steps") or []), resume["step"]]
         print(f"resuming {plan.directory} from its checkpoint at step {resume['step']}")
-    atomic_write_text(plan.directory / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    atomic_write_json(plan.directory / "summary.json", summary)
+    write = plan.ranks.main  # the other data-parallel ranks train and evaluate, rank 0 keeps the record
+    if write:
+        atomic_write_text(plan.directory / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_json(plan.directory / "summary.json", summary)
     with Preemption() as preemption:
         try:
-            summary = finish(plan, summary, execute(plan, summary, resume, preemption), None)
+            summary = finish(plan, summary, execute(plan, summary, resume, preemption), None, write)
         except (Exception, KeyboardInterrupt) as e:
             traceback.print_exc()
             error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-            print_summary(finish(plan, summary, None, error), plan.directory)
+            print_summary(finish(plan, summary, None, error, write), plan.directory)
             return 130 if isinstance(e, KeyboardInterrupt) else 1
+    if not write:
+        return 0
     (plan.directory / CHECKPOINT).unlink(missing_ok=True)
     print_summary(summary, plan.directory)
     return 0

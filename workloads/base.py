@@ -82,11 +82,11 @@ class Workload(ABC):
     def facts(self) -> dict:
         """Facts for the record: FLOPs per token, parameter counts, data fingerprint, irreducible loss..."""
 
-    def micro_batch_split(self, batch: Batch) -> Iterator[Batch]:
-        """Split a step's batch into its gradient-accumulation chunks."""
+    def micro_batch_split(self, batch: Batch, parts: int) -> Iterator[Batch]:
+        """Split a batch into `parts` equal chunks: gradient-accumulation micro-batches, or data-parallel shards."""
         if isinstance(batch, torch.Tensor):
-            return iter(batch.chunk(self.micro_batches))
-        return zip(*(t.chunk(self.micro_batches) for t in batch), strict=True)
+            return iter(batch.chunk(parts))
+        return zip(*(t.chunk(parts) for t in batch), strict=True)
 
 
 def roles_by_module(model: nn.Module, embeddings: tuple[nn.Module, ...], heads: tuple[nn.Module, ...]) -> dict:

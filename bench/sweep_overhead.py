@@ -1,0 +1,69 @@
+"""Sweep overhead: the wall time of a 32-trial random-search study of a short quadratic trial through the local
+launcher with 2 slots, as a ratio to the ideal 32 x (one trial's time) / 2. Target <= 1.25.
+
+    python bench/sweep_overhead.py [--trials 32] [--slots 2] [--steps 250]
+
+One trial's time is a lone `python -m suite` run of the same workload, interpreter start-up included, pinned like a
+slot (its share of the cores, OMP_NUM_THREADS to match); the median of three runs. The sweep is
+`python -m suite.sweep` as a user runs it, protocol bookkeeping and Hydra composition included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(argv: list[str], env: dict, cores: set[int] | None = None) -> float:
+    start = time.perf_counter()
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=pin)
+    if proc.returncode:
+        sys.exit(f"{' '.join(argv)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=250)
+    args = parser.parse_args()
+    trial = ["workload=quadratic", f"workload.steps={args.steps}", f"eval_every={args.steps}", "progress=false"]
+    cores = sorted(os.sched_getaffinity(0))
+    share = max(1, len(cores) // args.slots)
+    env = {**os.environ, "OMP_NUM_THREADS": str(share), "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        lone = [sys.executable, "-m", "suite", *trial, "optimizer=sgd", f"results_dir={tmp}/one"]
+        singles = [timed([*lone, f"seed={i}"], env, set(cores[:share])) for i in range(3)]
+        one = statistics.median(singles)
+        sweep = [
+            sys.executable,
+            "-m",
+            "suite.sweep",
+            *trial,
+            "optimizer=sgd",
+            "tuning=random",
+            f"tuning.trials={args.trials}",
+            f"cluster.slots={args.slots}",
+            f"results_dir={tmp}/sweep",
+        ]
+        wall = timed(sweep, {**os.environ, "PYTHONHASHSEED": "0"})
+        done = len(list(Path(tmp, "sweep").rglob("summary.json")))
+    ideal = args.trials * one / args.slots
+    print(f"{args.trials} trials ({done} records), {args.slots} slots on {len(cores)} cores")
+    print(f"one trial alone: {one:.2f} s (median of {', '.join(f'{t:.2f}' for t in singles)})")
+    print(f"sweep: {wall:.1f} s; ideal {args.trials} x {one:.2f} / {args.slots} = {ideal:.1f} s")
+    print(f"ratio sweep / ideal: {wall / ideal:.2f} (target <= 1.25)")
+
+
+if __name__ == "__main__":
+    main()

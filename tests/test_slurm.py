@@ -1,0 +1,93 @@
+"""Sweeps on a real single-node SLURM cluster (tests/slurm/up.sh; .ci/run brings it up where it can): an array of
+trials completes, and a trial requeued mid-run with `scontrol requeue` resumes from its checkpoint and ends with
+the metrics of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, only_run_dir, read_metrics, read_summary
+
+
+def slurm_up() -> bool:
+    if not shutil.which("sinfo") or not shutil.which("sbatch"):
+        return False
+    proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mixed", "allocated"))
+
+
+pytestmark = pytest.mark.skipif(
+    not slurm_up(), reason="no SLURM cluster here (as root, `bash tests/slurm/up.sh` brings one up)"
+)
+ENV = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+
+
+def sweep(*args: str, wait: bool = True):
+    argv = [sys.executable, "-m", "suite.sweep", "cluster=slurm_test", *args]
+    if wait:
+        return subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    return subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_an_array_of_four_trials_completes_on_slurm(tmp_path):
+    args = ["workload=quadratic", "workload.steps=20", "eval_every=10", "optimizer=sgd", "tuning=random"]
+    proc = sweep(*args, "tuning.trials=4", f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    study = json.loads((tmp_path / "quadratic" / "sgd" / "study-random" / "study.json").read_text())
+    assert study["status"] == "completed" and [t["status"] for t in study["trials"]] == ["completed"] * 4
+    logs = list((tmp_path / ".multirun").rglob("*_log.out"))  # submitit's per-task logs: jobs ran under SLURM
+    assert len({p.name.split("_")[0] for p in logs}) == 1 and len(logs) == 4  # one array job of 4 tasks
+
+
+TRIAL = [
+    "workload.n_layer=2",
+    "workload.seq_len=64",
+    "workload.batch_size=8",
+    "workload.micro_batch_size=8",
+    "workload.tokens=30720",
+    "workload.eval_tokens=512",
+    "eval_every=20",
+    "log_every=1",
+    "checkpoint_every=5",
+]
+
+
+def test_a_requeued_trial_resumes_from_its_checkpoint(tmp_path):
+    running = sweep(*TRIAL, "tuning=default", f"results_dir={tmp_path / 'slurm'}", wait=False)
+    deadline = time.monotonic() + 600
+
+    def rows() -> int:
+        found = list((tmp_path / "slurm").rglob("metrics.jsonl"))
+        return len(found[0].read_text().splitlines()) if found else 0
+
+    while rows() < 12:
+        assert time.monotonic() < deadline and running.poll() is None, running.stdout.read() if running.poll() else ""
+        time.sleep(0.2)
+    job = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()[0]
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    out, _ = running.communicate(timeout=900)
+    assert running.returncode == 0, out
+
+    run = only_run_dir(tmp_path / "slurm")
+    summary = read_summary(run)
+    assert summary["status"] == "completed" and summary["resumed_from_steps"], summary
+    reference = subprocess.run(
+        [sys.executable, "-m", "suite", *TRIAL, "progress=false", f"results_dir={tmp_path / 'local'}"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert reference.returncode == 0, reference.stderr
+
+    def without_time(rows):
+        return [{k: v for k, v in r.items() if k != "train_time_s"} for r in rows]
+
+    assert without_time(read_metrics(run)) == without_time(read_metrics(only_run_dir(tmp_path / "local")))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, only_run_dir, read_metrics, read_summary
@@ -91,3 +92,30 @@ def test_a_requeued_trial_resumes_from_its_checkpoint(tmp_path):
         return [{k: v for k, v in r.items() if k != "train_time_s"} for r in rows]
 
     assert without_time(read_metrics(run)) == without_time(read_metrics(only_run_dir(tmp_path / "local")))
+
+
+def test_ddp_across_the_tasks_of_one_slurm_job(tmp_path):
+    trial = [
+        "workload.n_layer=2",
+        "workload.seq_len=64",
+        "workload.batch_size=8",
+        "workload.micro_batch_size=4",
+        "workload.tokens=4096",
+        "workload.eval_tokens=512",
+        "eval_every=4",
+        "log_every=1",
+    ]
+    proc = sweep(*trial, "tuning=default", "hydra.launcher.tasks_per_node=2", f"results_dir={tmp_path / 'slurm'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    logs = sorted((tmp_path / "slurm" / ".multirun").rglob("*_log.out"))
+    assert len(logs) == 2 and "global_rank=1(2)" in logs[1].read_text()  # two ranks, from submitit's environment
+    single = subprocess.run(
+        [sys.executable, "-m", "suite", *trial, "progress=false", f"results_dir={tmp_path / 'one'}"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert single.returncode == 0, single.stderr
+    ddp, one = read_metrics(only_run_dir(tmp_path / "slurm")), read_metrics(only_run_dir(tmp_path / "one"))
+    assert np.allclose([r["train_loss"] for r in ddp], [r["train_loss"] for r in one], rtol=1e-4)

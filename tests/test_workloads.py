@@ -211,7 +211,8 @@ def test_each_workload_trains_from_the_cli(name, tmp_path):
     metric = summary["metric"]["name"]
     assert summary["final"][metric] == rows[-1][f"eval/{metric}"]
     assert summary["flops_per_example"] > 0 and summary["params_non_embedding"] > 0
-    assert summary["data_fingerprint"] and summary["target"] is None
+    assert summary["data_fingerprint"]
+    assert (summary["target"] is None) == ("cifar" in name)  # GPU scales: no target until measured
 
 
 # --- batch norm with every optimizer ---------------------------------------------------------------------------

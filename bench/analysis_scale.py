@@ -105,5 +105,6 @@ def main() -> None:
     print(f"| incremental collect, 10 new trials | {t_incr:.1f} s | <= 5 s |")
     print(f"peak resident memory: collect {m_collect:.2f} GiB, collect or report {m_report:.2f} GiB (target <= 4 GB)")
 
+
 if __name__ == "__main__":
     main()

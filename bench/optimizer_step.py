@@ -20,7 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from optimizers import REGISTRY, get_spec
+from optimizers import NAMES, get_spec
 from suite import rng
 from suite.trial import build_optimization
 from workloads import build_workload
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--workload", default="lm_20m")
     parser.add_argument("--only", default="", help="comma-separated optimizers (default: all)")
     args = parser.parse_args()
-    names = [n for n in sorted(REGISTRY) if n != "adamw" and (not args.only or n in args.only.split(","))]
+    names = [n for n in sorted(NAMES) if n != "adamw" and (not args.only or n in args.only.split(","))]
 
     reference = measure("adamw", args.workload, args.steps)
     ref_time, ref_mem = reference

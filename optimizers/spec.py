@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from optimizers import validate_search_space
 from workloads.base import ParamRole
 
 NamedParams = Mapping[str, nn.Parameter]
@@ -78,26 +79,7 @@ class OptimizerSpec:
                 raise ValueError(f"optimizer {self.name}: {key} must be one of {valid}, got {value!r}")
 
     def validate_search_space(self, space: Mapping) -> None:
-        """Each entry names a hyperparameter (or `name.i`, element i of a list such as betas) and a range
-        {low, high, scale} with low < high, scale log or linear, and log ranges strictly positive."""
-        for key, dim in space.items():
-            where = f"optimizer {self.name}: search_space.{key}"
-            if key.split(".")[0] not in self.hparams:
-                raise ValueError(f"{where} is not a hyperparameter of {self.name}")
-            if set(dim) != {"low", "high", "scale"} or dim["scale"] not in SCALES:
-                raise ValueError(f"{where} must be {{low, high, scale}} with scale one of {', '.join(SCALES)}")
-            if not dim["low"] < dim["high"]:
-                raise ValueError(f"{where}: low {dim['low']} must be below high {dim['high']}")
-            if dim["scale"] == "log" and not dim["low"] > 0:
-                raise ValueError(f"{where}: a log scale needs positive values, got low {dim['low']}")
-
-
-SCALES = ("log", "linear")
-
-
-def hyperparameters(optimizer_cfg: Mapping) -> dict:
-    """The hyperparameters of an optimizer config: everything but its name and its tuning search space."""
-    return {k: v for k, v in optimizer_cfg.items() if k not in ("name", "search_space")}
+        validate_search_space(self.name, space, set(self.hparams))
 
 
 def split_by_roles(params: NamedParams, roles: Roles, selected: set[ParamRole]) -> tuple[list, list]:

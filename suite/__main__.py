@@ -10,8 +10,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from suite import CONF_DIR
 from suite.checks import check_cluster, check_group_choices
-from suite.trial import CONF_DIR, run
+from suite.trial import run
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

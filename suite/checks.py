@@ -6,7 +6,7 @@ import shutil
 
 import yaml
 
-from suite.trial import CONF_DIR
+from suite import CONF_DIR
 
 GROUPS = ("optimizer", "workload", "schedule", "workload/data", "tuning", "cluster")
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -29,11 +30,11 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from optimizers import get_spec, hyperparameters
+from optimizers import hyperparameters, validate_search_space
+from suite import CONF_DIR
 from suite.checks import check_cluster, check_group_choices
 from suite.protocols import Config, Dim, dims, key, search_batch
 from suite.records import FINISHED, atomic_write_json, read_json, run_dir
-from suite.trial import CONF_DIR
 
 STUDY_LEVEL = ("tuning", "cluster", "hydra", "results_dir", "progress", "force")  # not part of a study's identity
 
@@ -66,9 +67,8 @@ class Study:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
-        spec = get_spec(self.optimizer)
         space = self.cfg["optimizer"].get("search_space") or {}
-        spec.validate_search_space(space)
+        validate_search_space(self.optimizer, space, set(hyperparameters(self.cfg["optimizer"])))
         self.space: list[Dim] = dims(space)
         self.tuning = self.cfg["tuning"]
         if self.tuning["seeds"] < 1 or self.tuning["trials"] < 1 or self.tuning["grid_points"] < 2:
@@ -266,18 +266,26 @@ def jobs_for(study: Study, pairs: list[tuple[Config, int]], parts: int) -> list[
     return [Job(study, sorted(set(names)), chunk) for chunk in chunks if chunk]
 
 
+def visible_gpus() -> list[str]:
+    """The GPU ids this process may use (CUDA_VISIBLE_DEVICES, else nvidia-smi's list), without importing torch."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return [d.strip() for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    if not shutil.which("nvidia-smi"):
+        return []
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.splitlines()
+    return [str(i) for i, line in enumerate(listed) if line.startswith("GPU ")]
+
+
 def local_slots(setting) -> list[dict]:
     """Environment for each slot: its own GPU, or an equal share of this process's CPU cores."""
-    import torch
-
-    gpus = torch.cuda.device_count()
-    slots = (gpus or 1) if setting == "auto" else int(setting)
+    gpus = visible_gpus()
+    slots = (len(gpus) or 1) if setting == "auto" else int(setting)
     if slots < 1:
         raise ValueError(f"cluster.slots must be >= 1 or auto, got {setting}")
     if gpus:
-        if slots > gpus:
-            raise ValueError(f"cluster.slots={slots} but only {gpus} GPU(s) are visible")
-        return [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(slots)]
+        if slots > len(gpus):
+            raise ValueError(f"cluster.slots={slots} but only {len(gpus)} GPU(s) are visible")
+        return [{"CUDA_VISIBLE_DEVICES": gpus[i]} for i in range(slots)]
     cores = sorted(os.sched_getaffinity(0))
     share = max(1, len(cores) // slots)
     return [

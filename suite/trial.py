@@ -14,8 +14,9 @@ import torch
 from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from optimizers import BuildContext, OptimizerSpec, get_spec, hyperparameters, schedules
-from suite import checkpoint, distributed, rng
+from optimizers import get_spec, hyperparameters, schedules
+from optimizers.spec import BuildContext, OptimizerSpec
+from suite import CONF_DIR, checkpoint, distributed, rng
 from suite.checkpoint import CHECKPOINT, Preemption
 from suite.provenance import provenance
 from suite.records import FINISHED, MetricsLog, atomic_write_json, atomic_write_text, read_json, run_dir
@@ -23,7 +24,6 @@ from suite.trainer import Optimization, Outcome, TrainSettings, train
 from workloads import Workload, build_workload
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # keys that may change between a checkpoint and its resume
 NOT_DEFINING = ("results_dir", "progress", "force", "device", "tuning", "cluster")
 

@@ -13,8 +13,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from optimizers import REGISTRY, BuildContext, get_spec, hyperparameters
+from optimizers import NAMES, get_spec, hyperparameters
 from optimizers.schedules import lr_multiplier
+from optimizers.spec import BuildContext
 from suite import rng
 from suite.trainer import Optimization, evaluate, train_step
 from suite.trial import build_optimization
@@ -22,7 +23,6 @@ from tests.conftest import FAST, cli, compose_config, only_run_dir, read_summary
 from workloads import build_workload
 from workloads.base import ParamRole
 
-NAMES = sorted(REGISTRY)
 NO_AUTOCAST = torch.autocast("cpu", enabled=False)
 # lm_tiny's width and data with 2 of its 5 layers, short sequences and small batches, so that every optimizer's
 # test stays quick (Newton-Schulz iterations run in bf16, which is slow on CPUs)
@@ -53,7 +53,7 @@ def run_steps(model, opt: Optimization, workload, steps: range) -> list[float]:
     return losses
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_defaults_lower_the_lm_loss(name):
     _, workload, model, opt = lm_setup(name, 60)
     opt.train_mode()
@@ -76,7 +76,7 @@ def logistic_problem():
     return torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), loss(np.zeros(9)), optimum
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_defaults_reach_the_logistic_regression_optimum(name):
     X, y, start, optimum = logistic_problem()
     torch.manual_seed(0)
@@ -161,7 +161,7 @@ def restore(blob: bytes, model, opt: Optimization) -> None:
     rng.restore(state["rng"])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_state_round_trip_continues_bitwise(name):
     _, workload, model, opt = lm_setup(name, 12)
     opt.train_mode()
@@ -235,7 +235,7 @@ def test_schedule_free_and_dog_ignore_the_external_schedule():
     assert opt.set_lr(19) < opt.set_lr(10)  # Prodigy keeps the cosine schedule, as its authors use it
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_every_optimizer_runs_from_the_cli(name, results):
     proc = cli([*FAST, f"results_dir={results}", f"optimizer={name}", "workload.tokens=4096", "eval_every=1"])
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -245,7 +245,7 @@ def test_every_optimizer_runs_from_the_cli(name, results):
         assert summary["provenance"]["packages"][package], package  # every optimizer package's version
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_bad_hyperparameters_are_refused_naming_key_and_optimizer(name):
     spec = get_spec(name)
     hp = hyperparameters(OmegaConf.to_container(compose_config([f"optimizer={name}"]), resolve=True)["optimizer"])

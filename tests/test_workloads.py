@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from optimizers import REGISTRY, get_spec
+from optimizers import NAMES, get_spec
 from suite.trainer import evaluate, recompute_batch_norm, train_step
 from suite.trial import build_optimization
 from tests.conftest import ROOT, cli, compose_config, only_run_dir, read_metrics, read_summary
@@ -225,7 +225,7 @@ def digits_setup(name: str):
     return workload, model, build_optimization(get_spec(name), cfg, model, workload)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_every_optimizer_trains_and_evaluates_a_batch_norm_model(name):
     workload, model, opt = digits_setup(name)
     before = copy.deepcopy(model.state_dict())

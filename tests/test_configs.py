@@ -7,8 +7,9 @@ from omegaconf import OmegaConf
 
 from optimizers import get_spec, hyperparameters, schedules
 from tests.conftest import CONF, compose_config
+from workloads import FAMILIES
 
-GROUPS = ["optimizer", "workload", "schedule", "workload/data"]
+GROUPS = ["optimizer", "workload", "schedule", "workload/data", "tuning", "cluster"]
 
 
 def options(group: str) -> list[str]:
@@ -22,7 +23,14 @@ def test_every_option_composes_and_validates(group, option):
     spec.validate(hyperparameters(cfg["optimizer"]))
     spec.validate_search_space(cfg["optimizer"]["search_space"])
     schedules.validate(cfg["schedule"])
-    assert cfg["workload"]["data"]["source"]
+    assert cfg["workload"]["family"] in FAMILIES
+    assert cfg["workload"]["family"] == "quadratic" or cfg["workload"]["data"]["source"]
+    assert cfg["tuning"]["protocol"] in ("default", "random", "grid", "coordinate_descent")
+    assert cfg["cluster"]["kind"] in ("local", "slurm")
+    if group == "tuning":
+        assert cfg["tuning"]["protocol"] == cfg["tuning"]["name"] == option
+    if group == "cluster":
+        assert cfg["cluster"]["kind"] == ("slurm" if option.startswith("slurm") else "local")
     if group == "workload":
         assert cfg["workload"]["name"] == option
     if group == "workload/data":

@@ -7,11 +7,13 @@ pandas and pyarrow), so an incremental collect writes a small new part instead o
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,12 +24,14 @@ import yaml
 
 RECORD_FILES = ("config.yaml", "summary.json", "metrics.jsonl")
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's loader is about 10x faster
+JSON_READ = pa_json.ReadOptions(block_size=1 << 24)  # rows of many runs parsed in large multi-threaded blocks
+RUNS_PER_PART = 1000  # run directories read, parsed and written as one curve part at a time
 
 
 @dataclass(frozen=True)
 class Run:
     row: dict
-    curve: pa.Table
+    metrics: bytes  # the whole lines of metrics.jsonl
     note: str | None  # a recoverable problem, e.g. a truncated last line
 
 
@@ -45,23 +49,51 @@ def flatten(obj: dict, prefix: str = "") -> dict:
     return flat
 
 
-def read_metrics(path: Path) -> tuple[pa.Table, str | None]:
-    """Rows of metrics.jsonl (pyarrow's JSON reader; Python's line by line when that fails); a half-written last
-    line (a kill mid-append) is dropped with a note."""
-    try:
-        return pa_json.read_json(path), None
-    except pa.ArrowInvalid:
-        pass
-    lines = path.read_text().splitlines()
+def read_metrics(path: Path) -> tuple[bytes, str | None]:
+    """The whole lines of metrics.jsonl; a half-written last line (a kill mid-append) is dropped with a note."""
+    data = path.read_bytes() if path.is_file() else b""
+    if data and not data.endswith(b"\n"):
+        return data[: data.rfind(b"\n") + 1], "truncated last line of metrics.jsonl dropped"
+    return data, None
+
+
+def parse_lines(data: bytes, where: str) -> tuple[pa.Table, str | None]:
+    """One run's metrics rows with Python's JSON parser (the fallback when a batch does not parse); an unparseable
+    last line is dropped with a note, an unparseable earlier line makes the run unusable."""
+    lines = data.splitlines()
     rows, note = [], None
     for i, line in enumerate(lines):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
             if i != len(lines) - 1:
-                raise ValueError(f"metrics.jsonl line {i + 1} is not JSON") from e
+                raise ValueError(f"{where}: metrics.jsonl line {i + 1} is not JSON") from e
             note = "truncated last line of metrics.jsonl dropped"
     return pa.Table.from_pylist(rows), note
+
+
+def curves_table(runs: list[tuple[str, bytes]]) -> tuple[pa.Table, list[tuple[str, str]], set[str]]:
+    """The metrics rows of many runs in one multi-threaded pyarrow parse, with a run_dir column; if the batch does
+    not parse (a damaged line), run by run. Returns the table, the problems (reasons by run) and the runs left out
+    because a line before their last is damaged (a damaged last line is only dropped)."""
+    counts = [data.count(b"\n") for _, data in runs]
+    try:
+        table = pa_json.read_json(io.BytesIO(b"".join(data for _, data in runs)), read_options=JSON_READ)
+        names = np.repeat(np.array([d for d, _ in runs], dtype=object), counts)
+        return table.add_column(0, "run_dir", pa.array(names, pa.string())), [], set()
+    except pa.ArrowInvalid:
+        tables, problems, skipped = [], [], set()
+        for directory, data in runs:
+            try:
+                table, note = parse_lines(data, directory)
+            except ValueError as e:
+                problems.append((directory, str(e)))
+                skipped.add(directory)
+                continue
+            if note:
+                problems.append((directory, note))
+            tables.append(table.add_column(0, "run_dir", pa.array([directory] * len(table), pa.string())))
+        return pa.concat_tables(tables, promote_options="permissive"), problems, skipped
 
 
 def read_run(directory: Path) -> Run:
@@ -74,8 +106,7 @@ def read_run(directory: Path) -> Run:
     except json.JSONDecodeError as e:
         raise ValueError("summary.json is not JSON") from e
     config = yaml.load((directory / "config.yaml").read_text(), Loader=SafeLoader)
-    metrics_path = directory / "metrics.jsonl"
-    curve, note = read_metrics(metrics_path) if metrics_path.is_file() else (pa.table({}), None)
+    metrics, note = read_metrics(directory / "metrics.jsonl")
     row = {"run_dir": str(directory), "trial_id": directory.parent.name}
     row.update(flatten(summary))
     row.update(flatten(config, "config."))
@@ -93,8 +124,7 @@ def read_run(directory: Path) -> Run:
     row["lr"] = optimizer.get("lr")
     row["budget_tokens"] = (summary.get("budget") or {}).get("tokens")
     row["time_to_target"] = (summary.get("time_to_target") or {}).get("seconds")
-    curve = curve.add_column(0, "run_dir", pa.array([str(directory)] * len(curve), pa.string()))
-    return Run(row, curve, note)
+    return Run(row, metrics, note)
 
 
 def signature(directory: Path) -> str:
@@ -173,26 +203,30 @@ def collect(roots: list[Path], out: Path) -> tuple[pd.DataFrame, list[tuple[str,
     stale = set(index) - unchanged
     drop_runs(curves_dir, {index[d][1] for d in stale}, stale)
 
-    rows, curves, problems = [], [], []
-    for directory in directories:
-        if str(directory) in unchanged:
-            continue
-        try:
-            run = read_run(directory)
-        except (ValueError, OSError, yaml.YAMLError, pa.ArrowInvalid) as e:
-            problems.append((str(directory), str(e)))
-            continue
-        rows.append(run.row)
-        curves.append(run.curve)
-        if run.note:
-            problems.append((str(directory), run.note))
-
     new_index = {d: index[d] for d in unchanged}
-    if rows:
-        numbers = [int(p.split("-")[1].split(".")[0]) for _, p in new_index.values()] + [-1]
-        part = f"part-{max(numbers) + 1:06d}.parquet"
-        write_atomic(pa.concat_tables(curves, promote_options="permissive"), curves_dir / part)
-        new_index.update({row["run_dir"]: [current[row["run_dir"]], part] for row in rows})
+    next_part = max([int(p.split("-")[1].split(".")[0]) for _, p in new_index.values()] + [-1]) + 1
+    todo = [d for d in directories if str(d) not in unchanged]
+    rows, problems = [], []
+    for first in range(0, len(todo), RUNS_PER_PART):  # a part at a time: memory stays bounded
+        runs = []
+        for directory in todo[first : first + RUNS_PER_PART]:
+            try:
+                runs.append(read_run(directory))
+            except (ValueError, OSError, yaml.YAMLError) as e:
+                problems.append((str(directory), str(e)))
+                continue
+            if runs[-1].note:
+                problems.append((str(directory), runs[-1].note))
+        if not runs:
+            continue
+        curves, damaged, skipped = curves_table([(run.row["run_dir"], run.metrics) for run in runs])
+        problems += damaged
+        kept = [run.row for run in runs if run.row["run_dir"] not in skipped]
+        part = f"part-{next_part:06d}.parquet"
+        next_part += 1
+        write_atomic(curves, curves_dir / part)
+        new_index.update({row["run_dir"]: [current[row["run_dir"]], part] for row in kept})
+        rows += kept
     trials = pd.concat([old_trials[old_trials.run_dir.isin(unchanged)], pd.DataFrame(rows)], ignore_index=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

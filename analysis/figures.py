@@ -16,7 +16,7 @@ sns.set_theme(style="whitegrid", context="notebook")
 def profile_plot(curve: pd.DataFrame) -> plt.Figure:
     """rho(tau) per optimizer (columns optimizer, tau, rho)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.lineplot(data=curve, x="tau", y="rho", hue="optimizer", drawstyle="steps-post", ax=ax)
+    sns.lineplot(data=curve, x="tau", y="rho", hue="optimizer", drawstyle="steps-post", ax=ax, errorbar=None)
     ax.set(xlabel="τ (time to target / best)", ylabel="fraction of tasks within τ", ylim=(-0.02, 1.02))
     ax.legend(fontsize="small", ncols=2)
     return fig
@@ -52,7 +52,7 @@ def critical_difference_plot(ranks: pd.Series, cd: float, groups: list[list[str]
 def speedup_plot(table: pd.DataFrame) -> plt.Figure:
     """Median speedup over the baseline against scale (columns scale, order, optimizer, speedup, ci_low, ci_high)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.lineplot(data=table, x="order", y="speedup", hue="optimizer", marker="o", ax=ax)
+    sns.lineplot(data=table, x="order", y="speedup", hue="optimizer", marker="o", ax=ax, errorbar=None)
     for _, row in table.dropna(subset=["ci_low", "ci_high"]).iterrows():
         ax.plot([row.order, row.order], [row.ci_low, row.ci_high], color="gray", lw=1, alpha=0.7)
     scales = table.drop_duplicates("order").sort_values("order")
@@ -62,39 +62,44 @@ def speedup_plot(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def palette(names) -> dict:
+    names = sorted(set(names))
+    return dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
+
+
 def curve_plot(curves: pd.DataFrame, metric: str) -> plt.Figure:
     """Median eval metric across seeds with a min-max band, against tokens and against timed seconds
-    (columns optimizer, tokens, seconds, median, low, high)."""
+    (columns optimizer, tokens, seconds, median, low, high). Drawn with matplotlib in seaborn's theme: a sweep's
+    report has one such figure per task."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    names = sorted(curves.optimizer.unique())
-    palette = dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
+    colours = palette(curves.optimizer)
     for ax, x in zip(axes, ("tokens", "seconds"), strict=True):
-        sns.lineplot(data=curves, x=x, y="median", hue="optimizer", palette=palette, ax=ax, legend=ax is axes[0])
         for optimizer, group in curves.groupby("optimizer"):
-            ax.fill_between(group[x], group["low"], group["high"], color=palette[optimizer], alpha=0.2, lw=0)
+            ax.plot(group[x], group["median"], color=colours[optimizer], label=optimizer)
+            ax.fill_between(group[x], group["low"], group["high"], color=colours[optimizer], alpha=0.2, lw=0)
         ax.set(xlabel="tokens" if x == "tokens" else "timed training seconds", ylabel=f"eval {metric}")
+    axes[0].legend(fontsize="small")
     return fig
 
 
 def lr_sensitivity_plot(table: pd.DataFrame) -> plt.Figure:
     """Final metric against learning rate, one panel per task (columns task, optimizer, lr, final_metric)."""
-    grid = sns.relplot(
-        data=table,
-        x="lr",
-        y="final_metric",
-        hue="optimizer",
-        col="task",
-        col_wrap=min(3, table.task.nunique()),
-        kind="line",
-        marker="o",
-        facet_kws={"sharey": False, "sharex": False},
-        height=3.2,
-    )
-    grid.set(xscale="log")
-    grid.set_axis_labels("learning rate", "final eval metric")
-    return grid.figure
+    tasks = sorted(table.task.unique())
+    cols = min(3, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    colours = palette(table.optimizer)
+    for ax, (task, group) in zip(axes.flat, table.groupby("task"), strict=False):
+        for optimizer, points in group.groupby("optimizer"):
+            ax.plot(points.lr, points.final_metric, "o-", ms=3, color=colours[optimizer], label=optimizer)
+        ax.set(xscale="log", title=task, xlabel="learning rate", ylabel="final eval metric")
+    for ax in axes.flat[len(tasks) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize="small")
+    fig.subplots_adjust(hspace=0.45, wspace=0.3, left=0.08, right=0.97, top=0.95, bottom=0.06)
+    return fig
 
 
 def save(fig: plt.Figure, path) -> None:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=90)  # (a tight bounding box would measure every tick label: seconds per large figure)
     plt.close(fig)

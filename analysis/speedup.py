@@ -53,9 +53,11 @@ def check_columns(df: pd.DataFrame, required: tuple[str, ...]) -> None:
         raise ValueError(f"table lacks column(s) {', '.join(missing)}; needs {', '.join(required)}")
 
 
-def _speedups(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Point estimates from the per-(optimizer, scale, tokens) mean loss."""
-    means = df.groupby(["scale", "optimizer", "tokens"], as_index=False)["final_loss"].mean()
+POINT = ["scale", "optimizer", "tokens"]
+
+
+def _speedups(means: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Point estimates from the mean final loss of each (scale, optimizer, tokens)."""
     rows = []
     for scale, group in means.groupby("scale"):
         base = group[group.optimizer == baseline]
@@ -90,17 +92,19 @@ def speedup_table(df: pd.DataFrame, baseline: str = "adamw", n_boot: int = 200, 
     if baseline not in set(df.optimizer):
         present = ", ".join(sorted(set(df.optimizer)))
         raise ValueError(f"baseline {baseline!r} is not in the table; optimizers: {present}")
-    table = _speedups(df, baseline)
+    points = df.groupby(POINT, sort=True)["final_loss"]
+    means = points.mean().reset_index()
+    table = _speedups(means, baseline)
     table["ci_low"] = table["ci_high"] = np.nan
-    if "seed" not in df.columns or df.groupby(["scale", "optimizer", "tokens"]).size().max() < 2:
+    if "seed" not in df.columns or points.size().max() < 2:
         return table
     rng = np.random.default_rng(seed)
-    points = list(df.groupby(["scale", "optimizer", "tokens"]))
+    values = [group.to_numpy() for _, group in points]  # in the order of `means`
     samples = []
     for _ in range(n_boot):
-        resampled = pd.concat(g.iloc[rng.integers(0, len(g), len(g))] for _, g in points)
+        resampled = [v[rng.integers(0, len(v), len(v))].mean() for v in values]
         try:
-            samples.append(_speedups(resampled, baseline)["speedup"].to_numpy())
+            samples.append(_speedups(means.assign(final_loss=resampled), baseline)["speedup"].to_numpy())
         except RuntimeError:  # a resample the fit cannot converge on
             continue
     stacked = np.vstack(samples)

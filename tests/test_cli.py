@@ -24,6 +24,7 @@ SUMMARY_KEYS = {
     "params_total",
     "params_non_embedding",
     "flops_per_token",
+    "flops_per_example",
     "data_fingerprint",
     "target",
     "time_to_target",

@@ -172,6 +172,9 @@ def test_known_parameter_counts_and_ladders():
         with torch.device("meta"):
             model = ViT(dim, 12, heads, patch=16, image=224, classes=1000)
         assert sum(p.numel() for p in model.parameters()) == count
+    for name, dim in {"quadratic": 100, "quadratic_400": 400, "quadratic_1600": 1600}.items():
+        quadratic = build_workload(workload_cfg(f"workload={name}")["workload"])
+        assert quadratic.facts()["params_non_embedding"] == dim == quadratic.build_model(0).theta.numel()
     for family in ("resnet18", "vit_", "cnn_digits", "quadratic", "lm_"):
         assert sum(family in name for name in WORKLOADS) >= 3
 

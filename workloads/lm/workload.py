@@ -117,6 +117,7 @@ class LanguageModel(Workload):
     def facts(self) -> dict:
         return {
             "flops_per_token": self.shape.flops_per_token,
+            "flops_per_example": self.shape.flops_per_token * self.shape.seq_len,  # one training sequence
             "params_non_embedding": self.shape.non_embedding_params,
             "vocab_size": self.shape.vocab_size,
             "d_model": self.shape.d_model,

@@ -8,14 +8,14 @@ import yaml
 
 from suite import CONF_DIR
 
-GROUPS = ("optimizer", "workload", "schedule", "workload/data", "tuning", "cluster")
+GROUPS = ("optimizer", "workload", "schedule", "workload/data", "tuning", "cluster", "subset")
 
 
 def check_group_choices(argv: list[str]) -> str | None:
     """Hydra's own message for an unknown group option spans many lines; say it in one, with the valid names."""
     for arg in argv:
         group, sep, value = arg.partition("=")
-        if not sep or group not in GROUPS:
+        if not sep or group not in GROUPS or value.endswith(".yaml"):  # (a subset may be given by its path)
             continue
         valid = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
         for name in value.split(","):  # a multirun sweep lists several

@@ -75,9 +75,9 @@ class Study:
             raise ValueError("tuning.seeds and tuning.trials must be >= 1 and tuning.grid_points >= 2")
         base = hyperparameters(self.cfg["optimizer"])
         self.start: Config = {d.key: self.value_of(base, d.key) for d in self.space}
-        self.directory = (
-            Path(self.cfg["results_dir"]).expanduser() / self.workload / self.optimizer / f"study-{self.tuning['name']}"
-        )
+        budget = next((o.partition("=")[2] for o in self.overrides if o.startswith("workload.tokens=")), None)
+        name = f"study-{self.tuning['name']}" + (f"-{budget}tokens" if budget else "")
+        self.directory = Path(self.cfg["results_dir"]).expanduser() / self.workload / self.optimizer / name
         self.configs: dict[tuple, Config] = {}  # every configuration proposed so far
         self.check_settings()
 
@@ -338,21 +338,37 @@ def launch(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict,
 # --- the command ------------------------------------------------------------------------------------------------
 
 
-def parse(argv: list[str]) -> tuple[list[str], list[str], list[str], bool]:
-    """optimizer and workload lists, the other overrides, and --force."""
+Task = tuple[str, list[str]]  # a workload and the overrides that set its budget
+
+
+def subset_tasks(name: str) -> list[Task]:
+    """The tasks of conf/subset/<name>.yaml (or of a subset file given by path), as `python -m analysis subset`
+    writes them: `workload`, or `workload@tokens`, which runs with workload.tokens set."""
+    path = Path(name) if name.endswith(".yaml") else CONF_DIR / "subset" / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no subset file {path}")
+    tasks = [str(task).partition("@") for task in yaml.safe_load(path.read_text())["tasks"]]
+    return [(w, [f"workload.tokens={int(float(t))}"] if t else []) for w, _, t in tasks]
+
+
+def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
+    """optimizer list, tasks (from workload=a,b or subset=<name>), the other overrides, and --force."""
     force = "--force" in argv
     rest = [a for a in argv if a != "--force"]
     lists = {"optimizer": ["adamw"], "workload": ["lm_tiny"]}
+    tasks = None
     overrides = []
     for arg in rest:
         name, sep, value = arg.partition("=")
-        if name in lists and sep:
+        if name == "subset" and sep:
+            tasks = subset_tasks(value)
+        elif name in lists and sep:
             lists[name] = value.split(",")
         elif arg.startswith("-"):
             raise ValueError(f"unknown option {arg} (the only option is --force; the rest are key=value overrides)")
         else:
             overrides.append(arg)
-    return lists["optimizer"], lists["workload"], overrides, force
+    return lists["optimizer"], tasks or [(w, []) for w in lists["workload"]], overrides, force
 
 
 def failure_table(studies: list[Study]) -> list[dict]:
@@ -371,12 +387,12 @@ def main(argv: list[str]) -> int:
         problem = check_group_choices(argv) or check_cluster(argv)
         if problem:
             raise ValueError(problem)
-        optimizers, workloads, overrides, force = parse(argv)
+        optimizers, tasks, overrides, force = parse(argv)
         studies = []
-        for workload in workloads:
+        for workload, budget in tasks:
             for optimizer in optimizers:
-                cfg = compose_config([f"optimizer={optimizer}", f"workload={workload}", *overrides])
-                studies.append(Study(optimizer, workload, cfg, overrides, force))
+                cfg = compose_config([f"optimizer={optimizer}", f"workload={workload}", *overrides, *budget])
+                studies.append(Study(optimizer, workload, cfg, [*overrides, *budget], force))
     except (ValueError, OSError, HydraException, OmegaConfBaseException) as e:
         print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 2

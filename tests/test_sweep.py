@@ -129,3 +129,15 @@ def test_bad_sweep_input_is_one_line(tmp_path, args, message):
 def test_slurm_preset_without_sbatch_is_refused(tmp_path):
     proc = sweep(*QUICK, "cluster=slurm", f"results_dir={tmp_path}")
     assert proc.returncode == 2 and "sbatch" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_sweep_runs_the_tasks_of_a_representative_subset(tmp_path):
+    subset = tmp_path / "chosen.yaml"  # as `python -m analysis subset` writes it: a workload at a budget
+    subset.write_text("name: chosen\ntasks: [quadratic@2560.0, quadratic_400@1280.0]\n")
+    proc = sweep("subset=" + str(subset), "optimizer=sgd", "tuning=default", "eval_every=5", f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    done = {p.parent.parent.name: json.loads(p.read_text())["budget"]["steps"] for p in tmp_path.rglob("summary.json")}
+    assert sorted(done.values()) == [10, 20]  # 2560 and 1280 examples in batches of 128
+    assert (tmp_path / "quadratic" / "sgd" / "study-default-2560tokens" / "study.json").is_file()
+    missing = sweep("subset=nothing", f"results_dir={tmp_path}")
+    assert missing.returncode == 2 and "unknown subset 'nothing'" in missing.stderr

@@ -55,7 +55,10 @@ class Quadratic(Workload):
             ranges = f"{cfg['small_range']} and {cfg['large_range']}"
             raise ValueError(f"quadratic: eigenvalues must be positive and ranges ordered, got {ranges}")
         self.noise, self.init_scale = cfg["noise"], cfg["init_scale"]
-        self.steps, self.examples_per_step, self.tokens_per_step, self.micro_batches = cfg["steps"], batch, batch, 1
+        if cfg.get("tokens") is not None and not cfg["tokens"] > 0:
+            raise ValueError(f"workload.tokens must be positive, got {cfg['tokens']}")
+        self.examples_per_step, self.tokens_per_step, self.micro_batches = batch, batch, 1
+        self.steps = max(1, cfg["tokens"] // batch) if cfg.get("tokens") else cfg["steps"]
         rng = np.random.default_rng(cfg["problem_seed"])
         rotation, _ = np.linalg.qr(rng.standard_normal((self.dim, self.dim)))
         eigenvalues = spectrum(self.dim, rng, cfg)

@@ -44,15 +44,17 @@ class ImageClassification(Workload):
             raise ValueError(
                 f"workload.batch_size={batch} must be a positive multiple of workload.micro_batch_size={micro}"
             )
-        if not cfg["epochs"] > 0:
-            raise ValueError(f"workload.epochs must be positive, got {cfg['epochs']}")
+        for key in ("epochs", "tokens"):
+            if cfg.get(key) is not None and not cfg[key] > 0:
+                raise ValueError(f"workload.{key} must be positive, got {cfg[key]}")
         if cfg["model"]["arch"] not in MODELS:
             raise ValueError(f"unknown model arch {cfg['model']['arch']!r}; valid: {', '.join(MODELS)}")
         self.images: Images = load_images(cfg["data"])
         n_train = len(self.images.train_x)
         self.examples_per_step = self.tokens_per_step = batch
         self.micro_batches = batch // micro
-        self.steps = max(1, math.ceil(cfg["epochs"] * n_train / batch))
+        budget = cfg.get("tokens") or cfg["epochs"] * n_train  # examples: explicit, or epochs over the train set
+        self.steps = max(1, math.ceil(budget / batch))
         self.label_smoothing = cfg["label_smoothing"]
         self.augment = cfg["augment"]
         self.bn_recompute_batches = cfg["bn_recompute_batches"]

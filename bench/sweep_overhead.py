@@ -1,7 +1,7 @@
-"""Sweep overhead: the wall time of a 32-trial random-search study of a short quadratic trial through the local
+"""Sweep overhead: the wall time of a 32-trial random-search study of a 1-second quadratic trial through the local
 launcher with 2 slots, as a ratio to the ideal 32 x (one trial's time) / 2. Target <= 1.25.
 
-    python bench/sweep_overhead.py [--trials 32] [--slots 2] [--steps 250]
+    python bench/sweep_overhead.py [--trials 32] [--slots 2] [--steps 500] [--repeats 3]
 
 One trial's time is its marginal cost in a warm process, pinned like a slot (its share of the cores,
 OMP_NUM_THREADS to match): (wall of a Hydra multirun of 9 trials - wall of one of 1 trial) / 8, so interpreter
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--slots", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3, help="each timing is the median of this many runs")
     args = parser.parse_args()
     trial = ["workload=quadratic", f"workload.steps={args.steps}", f"eval_every={args.steps}", "progress=false"]
     cores = sorted(os.sched_getaffinity(0))
@@ -44,10 +46,16 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(share), "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory() as tmp:
         lone = [sys.executable, "-m", "suite", *trial, "optimizer=sgd", f"results_dir={tmp}/one"]
-        alone = timed([*lone, "seed=100"], env, set(cores[:share]))
-        multi = [sys.executable, "-m", "suite", "-m", *trial, "optimizer=sgd", f"results_dir={tmp}/multi"]
-        t1 = timed([*multi, "seed=0"], env, set(cores[:share]))
-        t9 = timed([*multi, f"seed={','.join(str(i) for i in range(1, 10))}"], env, set(cores[:share]))
+        pinned = set(cores[:share])
+        alone = statistics.median(timed([*lone, f"seed={100 + r}"], env, pinned) for r in range(args.repeats))
+        multi = [sys.executable, "-m", "suite", "-m", *trial, "optimizer=sgd"]
+        t1 = statistics.median(
+            timed([*multi, f"seed={r}", f"results_dir={tmp}/m1-{r}"], env, pinned) for r in range(args.repeats)
+        )
+        nine = f"seed={','.join(str(i) for i in range(1, 10))}"
+        t9 = statistics.median(
+            timed([*multi, nine, f"results_dir={tmp}/m9-{r}"], env, pinned) for r in range(args.repeats)
+        )
         one = (t9 - t1) / 8
         sweep = [
             sys.executable,
@@ -58,14 +66,16 @@ def main() -> None:
             "tuning=random",
             f"tuning.trials={args.trials}",
             f"cluster.slots={args.slots}",
-            f"results_dir={tmp}/sweep",
         ]
-        wall = timed(sweep, {**os.environ, "PYTHONHASHSEED": "0"})
-        done = len(list(Path(tmp, "sweep").rglob("summary.json")))
+        plain = {**os.environ, "PYTHONHASHSEED": "0"}
+        walls = [timed([*sweep, f"results_dir={tmp}/sweep-{r}"], plain) for r in range(args.repeats)]
+        wall = statistics.median(walls)
+        done = len(list(Path(tmp, "sweep-0").rglob("summary.json")))
     ideal = args.trials * one / args.slots
     print(f"{args.trials} trials ({done} records), {args.slots} slots on {len(cores)} cores")
     print(f"one trial: {one:.2f} s in a warm process ((9-trial multirun {t9:.1f} s - 1-trial {t1:.1f} s) / 8)")
-    print(f"sweep: {wall:.1f} s; ideal {args.trials} x {one:.2f} / {args.slots} = {ideal:.1f} s")
+    print(f"sweep: {wall:.1f} s (median of {', '.join(f'{w:.1f}' for w in walls)})")
+    print(f"ideal: {args.trials} x {one:.2f} / {args.slots} = {ideal:.1f} s")
     print(f"ratio sweep / ideal: {wall / ideal:.2f} (target <= 1.25)")
     lone_ratio = wall / (args.trials * alone / args.slots)
     print(f"against lone `python -m suite` runs ({alone:.2f} s each, start-up included): {lone_ratio:.2f}")

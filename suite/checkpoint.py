@@ -4,32 +4,20 @@ that ask for one: SIGUSR2 (submitit's timeout/preemption signal) and SIGTERM (SL
 
 from __future__ import annotations
 
-import os
 import signal
-import tempfile
 from pathlib import Path
 
 import torch
 
-from suite.records import FILE_MODE
+from suite.records import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 
 
 def save(path: Path, state: dict) -> None:
-    """torch.save to a temp file in the same directory, fsync, rename: a kill leaves the old or the new file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save, atomically: a kill leaves the old or the new checkpoint."""
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load(path: Path) -> dict | None:

@@ -48,6 +48,11 @@ def read_metrics(directory: Path) -> list[dict]:
     return [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
 
 
+def without_time(rows: list[dict]) -> list[dict]:
+    """Metrics rows less the wall clock, which no two runs share: what a resumed run must reproduce bitwise."""
+    return [{k: v for k, v in r.items() if k != "train_time_s"} for r in rows]
+
+
 def read_summary(directory: Path) -> dict:
     return json.loads((directory / "summary.json").read_text())
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, cli, only_run_dir, read_metrics, read_summary
+from tests.conftest import ROOT, cli, only_run_dir, read_metrics, read_summary, without_time
 
 # lm_tiny with 2 layers and short windows: 30 steps of about 0.1 s each
 TRIAL = [
@@ -27,10 +27,6 @@ TRIAL = [
     "log_every=1",
     "checkpoint_every=5",
 ]
-
-
-def without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "train_time_s"} for r in rows]
 
 
 def start(args: list[str]) -> subprocess.Popen:

@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, only_run_dir, read_metrics, read_summary
+from tests.conftest import ROOT, only_run_dir, read_metrics, read_summary, without_time
+from tests.test_distributed import TRIAL as DDP_TRIAL
 
 
 def slurm_up() -> bool:
@@ -35,6 +36,14 @@ def sweep(*args: str, wait: bool = True):
     if wait:
         return subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
     return subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def run_locally(trial: list[str], results) -> list[dict]:
+    """The same trial without SLURM, for reference: its metrics rows."""
+    argv = [sys.executable, "-m", "suite", *trial, "progress=false", f"results_dir={results}"]
+    proc = subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return read_metrics(only_run_dir(results))
 
 
 def test_an_array_of_four_trials_completes_on_slurm(tmp_path):
@@ -79,43 +88,14 @@ def test_a_requeued_trial_resumes_from_its_checkpoint(tmp_path):
     run = only_run_dir(tmp_path / "slurm")
     summary = read_summary(run)
     assert summary["status"] == "completed" and summary["resumed_from_steps"], summary
-    reference = subprocess.run(
-        [sys.executable, "-m", "suite", *TRIAL, "progress=false", f"results_dir={tmp_path / 'local'}"],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-    )
-    assert reference.returncode == 0, reference.stderr
-
-    def without_time(rows):
-        return [{k: v for k, v in r.items() if k != "train_time_s"} for r in rows]
-
-    assert without_time(read_metrics(run)) == without_time(read_metrics(only_run_dir(tmp_path / "local")))
+    assert without_time(read_metrics(run)) == without_time(run_locally(TRIAL, tmp_path / "local"))
 
 
 def test_ddp_across_the_tasks_of_one_slurm_job(tmp_path):
-    trial = [
-        "workload.n_layer=2",
-        "workload.seq_len=64",
-        "workload.batch_size=8",
-        "workload.micro_batch_size=4",
-        "workload.tokens=4096",
-        "workload.eval_tokens=512",
-        "eval_every=4",
-        "log_every=1",
-    ]
+    trial = [a for a in DDP_TRIAL if a != "progress=false"]
     proc = sweep(*trial, "tuning=default", "hydra.launcher.tasks_per_node=2", f"results_dir={tmp_path / 'slurm'}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     logs = sorted((tmp_path / "slurm" / ".multirun").rglob("*_log.out"))
     assert len(logs) == 2 and "global_rank=1(2)" in logs[1].read_text()  # two ranks, from submitit's environment
-    single = subprocess.run(
-        [sys.executable, "-m", "suite", *trial, "progress=false", f"results_dir={tmp_path / 'one'}"],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-    )
-    assert single.returncode == 0, single.stderr
-    ddp, one = read_metrics(only_run_dir(tmp_path / "slurm")), read_metrics(only_run_dir(tmp_path / "one"))
+    ddp, one = read_metrics(only_run_dir(tmp_path / "slurm")), run_locally(trial, tmp_path / "one")
     assert np.allclose([r["train_loss"] for r in ddp], [r["train_loss"] for r in one], rtol=1e-4)

@@ -64,7 +64,6 @@ class Study:
     overrides: list[str]  # the user's overrides, passed to every trial
     force: bool
     attempted: set = field(default_factory=set)  # (config key, seed) launched by this invocation
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
         space = self.cfg["optimizer"].get("search_space") or {}

@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from optimizers import NAMES, get_spec
-from suite import rng
+from suite import CONF_DIR, rng
 from suite.trial import build_optimization
 from workloads import build_workload
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 def tensor_bytes(obj) -> int:
@@ -39,7 +36,7 @@ def tensor_bytes(obj) -> int:
 
 
 def measure(name: str, workload_name: str, steps: int) -> tuple[float, int]:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = OmegaConf.to_container(
             compose("config", [f"optimizer={name}", f"workload={workload_name}"]), resolve=True
         )

@@ -25,12 +25,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from optimizers import get_spec
+from suite import CONF_DIR
 from suite.records import MetricsLog
 from suite.trainer import TrainSettings, train
 from suite.trial import build_optimization
 from workloads import build_workload
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 def main() -> None:
@@ -40,7 +39,7 @@ def main() -> None:
     parser.add_argument("--workload", default="lm_tiny")
     args = parser.parse_args()
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = OmegaConf.to_container(
             compose("config", [f"workload={args.workload}", "workload.eval_tokens=1", "progress=false"]), resolve=True
         )

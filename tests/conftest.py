@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from suite import CONF_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "conf"
 
 # lm_tiny for 4 steps of 16 x 128 tokens, a small held-out set, a row and an eval every 2 steps.
 FAST = [
@@ -25,7 +26,7 @@ FAST = [
 
 
 def compose_config(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
 
 

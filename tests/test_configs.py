@@ -6,14 +6,15 @@ import pytest
 from omegaconf import OmegaConf
 
 from optimizers import get_spec, hyperparameters, schedules
-from tests.conftest import CONF, compose_config
+from suite import CONF_DIR
+from tests.conftest import compose_config
 from workloads import FAMILIES
 
 GROUPS = ["optimizer", "workload", "schedule", "workload/data", "tuning", "cluster"]
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])

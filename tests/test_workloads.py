@@ -13,9 +13,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from optimizers import NAMES, get_spec
+from suite import CONF_DIR
 from suite.trainer import evaluate, recompute_batch_norm, train_step
 from suite.trial import build_optimization
-from tests.conftest import ROOT, cli, compose_config, only_run_dir, read_metrics, read_summary
+from tests.conftest import cli, compose_config, only_run_dir, read_metrics, read_summary
 from workloads import build_workload
 from workloads.base import ParamRole
 from workloads.vision.data import CIFAR_TEST, CIFAR_TRAIN, digits, read_cifar_file, split_indices, write_cifar_file
@@ -23,7 +24,7 @@ from workloads.vision.models import ViT, digits_cnn_params, resnet18_params, vit
 from workloads.vision.workload import CROP_PADDING, augment
 
 NO_AUTOCAST = torch.autocast("cpu", enabled=False)
-WORKLOADS = sorted(p.stem for p in (ROOT / "conf" / "workload").glob("*.yaml"))
+WORKLOADS = sorted(p.stem for p in (CONF_DIR / "workload").glob("*.yaml"))
 VISION = [name for name in WORKLOADS if "cifar10" in name or "digits" in name]
 CPU = torch.device("cpu")
 
@@ -139,10 +140,6 @@ def test_image_batches_are_pure_and_cover_each_epoch_once(tmp_path):
 
 
 # --- models ----------------------------------------------------------------------------------------------------
-
-VISION = sorted(
-    p.stem for p in (ROOT / "conf" / "workload").glob("*.yaml") if "cifar10" in p.stem or "digits" in p.stem
-)
 
 
 @pytest.mark.parametrize("name", VISION)

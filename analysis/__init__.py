@@ -1,1 +1,2 @@
-"""Analysis of run records (see DESIGN.md's record format). Never imports torch, suite, workloads or optimizers."""
+"""Analysis of run records (README: Architecture). Never imports torch, workloads or optimizers; of the harness
+only `suite.layout`, the torch-free owner of the record layout."""

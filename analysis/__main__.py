@@ -26,7 +26,7 @@ def cmd_collect(args) -> None:
     trials, problems, reread = collect(roots, Path(args.out))
     print(f"{len(trials)} trials ({reread} run directories read, the rest unchanged) -> {args.out}")
     if len(trials):
-        cols = [c for c in ("workload", "optimizer", "seed", "status", "steps", "final_loss") if c in trials]
+        cols = [c for c in ("workload", "optimizer", "seed", "status", "steps", "final_metric") if c in trials]
         print(trials[cols].to_string(index=False, max_rows=40))
     for directory, reason in problems:
         print(f"skipped or noted: {directory}: {reason}")
@@ -36,7 +36,11 @@ def cmd_speedup(args) -> None:
     table = speedup_table(read_table(args.table), baseline=args.baseline)
     labels = [f"{s:.3f}" if st == "ok" else st for s, st in zip(table.speedup, table.status, strict=True)]
     shown = table.assign(speedup=labels)
-    print(shown[["scale", "optimizer", "tokens", "final_loss", "speedup", "ci_low", "ci_high"]].to_string(index=False))
+    print(
+        shown[["workload", "optimizer", "budget_tokens", "final_metric", "speedup", "ci_low", "ci_high"]].to_string(
+            index=False
+        )
+    )
     print(f"-> {write_csv(table, args.out)}")
 
 
@@ -108,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="trials.parquet")
     p.set_defaults(run=cmd_collect)
     p = sub.add_parser("speedup", help="data-equivalent speedup over a baseline (Marin)")
-    p.add_argument("--table", required=True, help="parquet or CSV with optimizer, scale, tokens, final_loss")
+    p.add_argument(
+        "--table", required=True, help="parquet or CSV with optimizer, workload, budget_tokens, final_metric (a loss)"
+    )
     p.add_argument("--baseline", default="adamw")
     p.add_argument("--out", default="speedup.csv")
     p.set_defaults(run=cmd_speedup)
@@ -117,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="profile.csv")
     p.set_defaults(run=cmd_profile)
     p = sub.add_parser("subset", help="representative tasks by star discrepancy (carps)")
-    p.add_argument("--table", required=True, help="parquet or CSV with optimizer, workload, final_loss [, tokens]")
+    p.add_argument(
+        "--table", required=True, help="parquet or CSV with optimizer, workload, final_metric [, budget_tokens]"
+    )
     p.add_argument("--k", default="auto", help="number of tasks, or 'auto'")
     p.add_argument("--reference", default="", help="comma-separated reference optimizers (default: 3 chosen)")
     p.add_argument("--name", default="representative")

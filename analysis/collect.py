@@ -22,7 +22,8 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import yaml
 
-RECORD_FILES = ("config.yaml", "summary.json", "metrics.jsonl")
+from suite.layout import CONFIG, METRICS, RECORD_FILES, SUMMARY, is_record_dir_name
+
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's loader is about 10x faster
 JSON_READ = pa_json.ReadOptions(block_size=1 << 24)  # rows of many runs parsed in large multi-threaded blocks
 RUNS_PER_PART = 1000  # run directories read, parsed and written as one curve part at a time
@@ -98,24 +99,24 @@ def curves_table(runs: list[tuple[str, bytes]]) -> tuple[pa.Table, list[tuple[st
 
 def read_run(directory: Path) -> Run:
     """One run directory; raises ValueError naming the problem when it cannot be used."""
-    for name in ("summary.json", "config.yaml"):
+    for name in (SUMMARY, CONFIG):
         if not (directory / name).is_file():
             raise ValueError(f"missing {name}")
     try:
-        summary = json.loads((directory / "summary.json").read_text())
+        summary = json.loads((directory / SUMMARY).read_text())
     except json.JSONDecodeError as e:
-        raise ValueError("summary.json is not JSON") from e
-    config = yaml.load((directory / "config.yaml").read_text(), Loader=SafeLoader)
-    metrics, note = read_metrics(directory / "metrics.jsonl")
-    row = {"run_dir": str(directory), "trial_id": directory.parent.name}
+        raise ValueError(f"{SUMMARY} is not JSON") from e
+    config = yaml.load((directory / CONFIG).read_text(), Loader=SafeLoader)
+    if not isinstance(summary, dict) or not isinstance(config, dict):
+        raise ValueError(f"{SUMMARY} or {CONFIG} does not hold a mapping (not a run record)")
+    metrics, note = read_metrics(directory / METRICS)
+    row = {"run_dir": str(directory), "trial_id": directory.parent.name}  # (layout: <trial_id>/seed<seed>/)
     row.update(flatten(summary))
     row.update(flatten(config, "config."))
-    # The columns the analyses read, named as in their documented input schemas.
+    # The columns the analyses read (README: Analysis columns), one name per quantity.
     metric = summary.get("metric") or {"name": "loss", "lower_is_better": True}
     final = summary.get("final") or {}
     optimizer = {k: v for k, v in (config.get("optimizer") or {}).items() if k not in ("name", "search_space")}
-    row["scale"] = summary.get("workload")
-    row["final_loss"] = final.get("loss")
     row["final_metric"] = final.get(metric["name"])
     row["metric_name"] = metric["name"]
     row["lower_is_better"] = metric["lower_is_better"]
@@ -141,7 +142,7 @@ def run_directories(roots: list[Path]) -> list[Path]:
     found = set()
     for root in roots:
         for directory, subdirectories, files in os.walk(root):
-            subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]  # .replaced/: superseded runs
+            subdirectories[:] = [d for d in subdirectories if is_record_dir_name(d)]  # not .replaced/, .multirun/
             if any(name in files for name in RECORD_FILES):
                 found.add(Path(directory))
     return sorted(found)

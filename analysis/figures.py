@@ -50,15 +50,15 @@ def critical_difference_plot(ranks: pd.Series, cd: float, groups: list[list[str]
 
 
 def speedup_plot(table: pd.DataFrame) -> plt.Figure:
-    """Median speedup over the baseline against scale (columns scale, order, optimizer, speedup, ci_low, ci_high)."""
+    """Median speedup over the baseline against scale (columns workload, order, optimizer, speedup, ci_low, ci_high)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.lineplot(data=table, x="order", y="speedup", hue="optimizer", marker="o", ax=ax, errorbar=None)
     for _, row in table.dropna(subset=["ci_low", "ci_high"]).iterrows():
         ax.plot([row.order, row.order], [row.ci_low, row.ci_high], color="gray", lw=1, alpha=0.7)
     scales = table.drop_duplicates("order").sort_values("order")
-    ax.set_xticks(scales.order, scales.scale, rotation=30)
+    ax.set_xticks(scales.order, scales.workload, rotation=30)
     ax.axhline(1.0, color="black", lw=1, ls="--")
-    ax.set(xlabel="scale", ylabel="data-equivalent speedup over the baseline")
+    ax.set(xlabel="workload (by model size)", ylabel="data-equivalent speedup over the baseline")
     return fig
 
 

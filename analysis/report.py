@@ -128,7 +128,7 @@ class Report:
         matrix = self.score_matrix()
         board["mean_rank"] = average_ranks(matrix) if len(matrix) and matrix.shape[1] > 1 else np.nan
         if speedups is not None:
-            for scale, group in speedups.groupby("scale", sort=False):
+            for workload, group in speedups.groupby("workload", sort=False):
                 cells = group.set_index("optimizer").apply(
                     lambda r: (
                         f"{r.speedup:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]"
@@ -137,7 +137,7 @@ class Report:
                     ),
                     axis=1,
                 )
-                board[f"speedup {scale}"] = cells
+                board[f"speedup {workload}"] = cells
         board = board.sort_values(["profile_score", "mean_rank"], ascending=[False, True]).reset_index()
         text = [
             f"{len(self.trials)} trials on {self.trials.task.nunique()} task(s). Each optimizer is compared at its "
@@ -175,22 +175,17 @@ class Report:
         points = best[best.workload.isin(scales)]
         if points.empty or points.optimizer.nunique() < 2:
             return None
-        table = speedup_table(
-            points.drop(columns=["scale", "tokens", "final_loss"], errors="ignore").rename(
-                columns={"workload": "scale", "budget_tokens": "tokens", "final_metric": "final_loss"}
-            ),
-            baseline=self.baseline,
-        )
+        table = speedup_table(points, baseline=self.baseline)
         self.table("speedup_points", table)
-        summary = table.groupby(["scale", "optimizer"], as_index=False).agg(
+        summary = table.groupby(["workload", "optimizer"], as_index=False).agg(
             speedup=("speedup", "median"),
             ci_low=("ci_low", "median"),
             ci_high=("ci_high", "median"),
-            budgets=("tokens", "nunique"),
+            budgets=("budget_tokens", "nunique"),
             beyond_fit=("status", lambda s: int((s != "ok").sum())),
         )
         order = self.scale_order()
-        summary["order"] = summary.scale.map(order)
+        summary["order"] = summary.workload.map(order)
         return summary.sort_values(["order", "optimizer"]).reset_index(drop=True)
 
     def scale_order(self) -> dict:

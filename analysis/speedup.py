@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
-REQUIRED = ("optimizer", "scale", "tokens", "final_loss")
+REQUIRED = ("optimizer", "workload", "budget_tokens", "final_metric")  # final_metric: a loss
 MIN_BUDGETS = 3
 
 
@@ -53,29 +53,30 @@ def check_columns(df: pd.DataFrame, required: tuple[str, ...]) -> None:
         raise ValueError(f"table lacks column(s) {', '.join(missing)}; needs {', '.join(required)}")
 
 
-POINT = ["scale", "optimizer", "tokens"]
+POINT = ["workload", "optimizer", "budget_tokens"]
 
 
 def _speedups(means: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Point estimates from the mean final loss of each (scale, optimizer, tokens)."""
+    """Point estimates from the mean final loss of each (workload, optimizer, budget)."""
     rows = []
-    for scale, group in means.groupby("scale"):
+    for workload, group in means.groupby("workload"):
         base = group[group.optimizer == baseline]
         if len(base) < MIN_BUDGETS:
             raise ValueError(
-                f"scale {scale}: baseline {baseline!r} has {len(base)} budget(s); the fit needs at least {MIN_BUDGETS}"
+                f"workload {workload}: baseline {baseline!r} has {len(base)} budget(s); "
+                f"the fit needs at least {MIN_BUDGETS}"
             )
-        law = fit_power_law(base.tokens, base.final_loss)
+        law = fit_power_law(base.budget_tokens, base.final_metric)
         for row in group[group.optimizer != baseline].itertuples():
-            d_eff = law.tokens_for(row.final_loss)
+            d_eff = law.tokens_for(row.final_metric)
             rows.append(
                 {
-                    "scale": scale,
+                    "workload": workload,
                     "optimizer": row.optimizer,
-                    "tokens": row.tokens,
-                    "final_loss": row.final_loss,
+                    "budget_tokens": row.budget_tokens,
+                    "final_metric": row.final_metric,
                     "effective_tokens": d_eff,
-                    "speedup": d_eff / row.tokens,
+                    "speedup": d_eff / row.budget_tokens,
                     "status": "ok" if np.isfinite(d_eff) else "beyond fit",
                     "fit_alpha": law.alpha,
                     "fit_B": law.B,
@@ -86,13 +87,13 @@ def _speedups(means: pd.DataFrame, baseline: str) -> pd.DataFrame:
 
 
 def speedup_table(df: pd.DataFrame, baseline: str = "adamw", n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Speedup of every optimizer at every (scale, tokens) over `baseline`; with several seeds per point, a
+    """Speedup of every optimizer at every (workload, budget) over `baseline`; with several seeds per point, a
     bootstrap 95% interval (seeds resampled within each point, baseline refitted each time)."""
     check_columns(df, REQUIRED)
     if baseline not in set(df.optimizer):
         present = ", ".join(sorted(set(df.optimizer)))
         raise ValueError(f"baseline {baseline!r} is not in the table; optimizers: {present}")
-    points = df.groupby(POINT, sort=True)["final_loss"]
+    points = df.groupby(POINT, sort=True)["final_metric"]
     means = points.mean().reset_index()
     table = _speedups(means, baseline)
     table["ci_low"] = table["ci_high"] = np.nan
@@ -104,7 +105,7 @@ def speedup_table(df: pd.DataFrame, baseline: str = "adamw", n_boot: int = 200, 
     for _ in range(n_boot):
         resampled = [v[rng.integers(0, len(v), len(v))].mean() for v in values]
         try:
-            samples.append(_speedups(means.assign(final_loss=resampled), baseline)["speedup"].to_numpy())
+            samples.append(_speedups(means.assign(final_metric=resampled), baseline)["speedup"].to_numpy())
         except RuntimeError:  # a resample the fit cannot converge on
             continue
     stacked = np.vstack(samples)

@@ -13,15 +13,15 @@ from scipy.stats.qmc import discrepancy
 
 from analysis.speedup import check_columns
 
-REQUIRED = ("optimizer", "workload", "final_loss")
+REQUIRED = ("optimizer", "workload", "final_metric")
 
 
 def task_matrix(df: pd.DataFrame) -> pd.DataFrame:
     """Task x optimizer table of final loss normalised per task to [0, 1] (0 = best, 1 = worst); a task is a
-    workload, or a workload at a budget when the table has `tokens`."""
+    workload, or a workload at a budget when the table has `budget_tokens`."""
     check_columns(df, REQUIRED)
-    task = df.workload.astype(str) + ("@" + df.tokens.astype(str) if "tokens" in df.columns else "")
-    table = df.assign(task=task).pivot_table(index="task", columns="optimizer", values="final_loss", aggfunc="median")
+    task = df.workload.astype(str) + ("@" + df.budget_tokens.astype(str) if "budget_tokens" in df.columns else "")
+    table = df.assign(task=task).pivot_table(index="task", columns="optimizer", values="final_metric", aggfunc="median")
     if table.isna().any().any():
         raise ValueError(
             "every optimizer needs a result on every task (missing: "

@@ -7,13 +7,14 @@ optimizer's best costs LR_PENALTY * log10(lr / best_lr)^2, so the best configura
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
+
+from suite.layout import CONFIG, METRICS, SUMMARY, run_dir
 
 ALPHA, B, BETA = 2.0, 0.3, 3.0
 LR_PENALTY = 0.1
@@ -62,16 +63,20 @@ def write_trial(
     """One completed trial whose eval loss falls to final_loss (+ seeded noise) over `rows` logged steps."""
     rng = np.random.default_rng([seed, int(tokens), int(lr * 1e9), len(opt.name)])
     final = final_loss(opt, scale, tokens, lr) + noise * rng.standard_normal()
-    hparams = {"lr": lr, "weight_decay": 0.1}
-    trial_id = hashlib.sha1(json.dumps([scale.workload, opt.name, hparams, tokens]).encode()).hexdigest()[:10]
-    run = root / scale.workload / opt.name / trial_id / f"seed{seed}"
+    eval_every = max(rows // 10, 1)
+    config = {
+        "optimizer": {"name": opt.name, "lr": lr, "weight_decay": 0.1},
+        "workload": {"name": scale.workload, "tokens": tokens},
+        "schedule": {"name": "cosine"},
+        **{"grad_clip": 1.0, "precision": "fp32", "compile": False, "data_seed": 0, "divergence_factor": 3.0},
+        **{"eval_every": eval_every, "log_every": 1, "seed": seed, "results_dir": str(root)},
+    }
+    run = run_dir(config)
     run.mkdir(parents=True, exist_ok=True)
-    config = {"optimizer": {"name": opt.name, **hparams}, "workload": {"name": scale.workload, "tokens": tokens}}
-    (run / "config.yaml").write_text(yaml.safe_dump({**config, "seed": seed}))
+    (run / CONFIG).write_text(yaml.safe_dump(config))
     steps = np.arange(1, rows + 1)
     loss = final + (10.0 - final) * (1 - steps / rows) ** 2
     seconds = steps * tokens / rows * 1e-6
-    eval_every = max(rows // 10, 1)
     reached = None
     lines = []
     for s, value, t in zip(steps, loss, seconds, strict=True):
@@ -81,7 +86,7 @@ def write_trial(
             if reached is None and value <= goal:
                 reached = {"steps": int(s), "tokens": row["tokens"], "seconds": float(t)}
         lines.append(json.dumps(row))
-    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (run / METRICS).write_text("\n".join(lines) + "\n")
     summary = {
         "status": "completed",
         "workload": scale.workload,
@@ -101,7 +106,7 @@ def write_trial(
         "provenance": provenance
         or {"data_fingerprint": f"synthetic:{scale.workload}", "device": "cpu", "packages": {"torch": "2.13.0"}},
     }
-    (run / "summary.json").write_text(json.dumps(summary))
+    (run / SUMMARY).write_text(json.dumps(summary))
     return run
 
 

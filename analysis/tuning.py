@@ -25,15 +25,11 @@ COMPARED = ("completed", "diverged")  # a diverged trial is a result (the worst)
 
 
 def trials_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The collected table or an external CSV in the columns the report reads. Only `optimizer`, `workload` and
-    `final_metric` (or `final_loss`) are required; `budget_tokens` falls back to `tokens`. Adds `task` (the
+    """The collected table or an external CSV in the columns the report reads (README: Analysis columns). Only
+    `optimizer`, `workload` and `final_metric` are required. Adds `task` (the
     workload, or 'workload @ budget' where a workload was run at several budgets) and `score` (the final metric
     oriented so that lower is better; a diverged or missing result scores +inf)."""
     df = df.copy()
-    if "final_metric" not in df.columns and "final_loss" in df.columns:
-        df["final_metric"] = df["final_loss"]
-    if "budget_tokens" not in df.columns and "tokens" in df.columns:
-        df["budget_tokens"] = df["tokens"]
     check_columns(df, REQUIRED)
     for column, value in OPTIONAL.items():
         if column not in df.columns:

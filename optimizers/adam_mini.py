@@ -38,6 +38,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="adam_mini",
     build=build,
-    hparams=frozenset({"lr", "betas", "eps", "weight_decay"}),
     packages=("torch", "adam-mini"),
 )

@@ -17,6 +17,4 @@ def build(params, roles, hp, ctx) -> torch.optim.Optimizer:
     )
 
 
-SPEC = OptimizerSpec(
-    name="adamw", build=build, hparams=frozenset({"lr", "betas", "eps", "weight_decay", "no_decay_roles"})
-)
+SPEC = OptimizerSpec(name="adamw", build=build)

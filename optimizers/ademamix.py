@@ -24,6 +24,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="ademamix",
     build=build,
-    hparams=frozenset({"lr", "betas", "eps", "alpha", "weight_decay", "no_decay_roles"}),
     packages=("torch", "pytorch_optimizer"),
 )

@@ -14,6 +14,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="adopt",
     build=build,
-    hparams=frozenset({"lr", "betas", "eps", "weight_decay", "no_decay_roles"}),
     packages=("torch", "torch-adopt"),
 )

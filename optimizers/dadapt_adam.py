@@ -23,6 +23,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="dadapt_adam",
     build=build,
-    hparams=frozenset({"lr", "betas", "eps", "weight_decay", "d0", "use_bias_correction", "no_decay_roles"}),
     packages=("torch", "dadaptation"),
 )

@@ -34,7 +34,6 @@ def averager(model: nn.Module) -> Averager:
 SPEC = OptimizerSpec(
     name="dog",
     build=build,
-    hparams=frozenset({"lr", "reps_rel", "eps", "weight_decay", "no_decay_roles"}),
     packages=("torch", "dog-optimizer"),
     external_schedule=False,
     averager=averager,

@@ -26,18 +26,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="kron",
     build=build,
-    hparams=frozenset(
-        {
-            "lr",
-            "momentum",
-            "weight_decay",
-            "max_size_triangular",
-            "min_ndim_triangular",
-            "memory_save_mode",
-            "momentum_into_precondition_update",
-            "balance_prob",
-            "no_decay_roles",
-        }
-    ),
     packages=("torch", "pytorch_optimizer", "opt_einsum"),
 )

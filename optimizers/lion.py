@@ -15,6 +15,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="lion",
     build=build,
-    hparams=frozenset({"lr", "betas", "weight_decay", "no_decay_roles"}),
     packages=("torch", "lion-pytorch"),
 )

@@ -27,8 +27,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="mars",
     build=build,
-    hparams=frozenset(
-        {"lr", "betas", "gamma", "eps", "weight_decay", "lr_1d", "betas_1d", "weight_decay_1d", "no_decay_roles"}
-    ),
     packages=("torch", "pytorch_optimizer"),
 )

@@ -53,6 +53,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="mechanic",
     build=build,
-    hparams=frozenset({"lr", "betas", "eps", "weight_decay", "s_decay", "s_init", "no_decay_roles"}),
     packages=("torch", "mechanic-pytorch"),
 )

@@ -58,21 +58,4 @@ def build(params, roles, hp, ctx) -> ChainedOptimizer:
     return ChainedOptimizer(muon, companion)
 
 
-SPEC = OptimizerSpec(
-    name="muon",
-    build=build,
-    hparams=frozenset(
-        {
-            "lr",
-            "momentum",
-            "weight_decay",
-            "ns_steps",
-            "adjust_lr_fn",
-            "adam_lr",
-            "adam_betas",
-            "adam_eps",
-            "adam_weight_decay",
-        }
-    ),
-    choices={"adjust_lr_fn": ("original", "match_rms_adamw")},
-)
+SPEC = OptimizerSpec(name="muon", build=build)

@@ -18,8 +18,4 @@ def build(params, roles, hp, ctx) -> torch.optim.Optimizer:
     )
 
 
-SPEC = OptimizerSpec(
-    name="nadamw",
-    build=build,
-    hparams=frozenset({"lr", "betas", "eps", "weight_decay", "momentum_decay", "no_decay_roles"}),
-)
+SPEC = OptimizerSpec(name="nadamw", build=build)

@@ -27,18 +27,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="prodigy",
     build=build,
-    hparams=frozenset(
-        {
-            "lr",
-            "betas",
-            "eps",
-            "weight_decay",
-            "d0",
-            "d_coef",
-            "use_bias_correction",
-            "safeguard_warmup",
-            "no_decay_roles",
-        }
-    ),
     packages=("torch", "prodigyopt"),
 )

@@ -35,8 +35,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="scion",
     build=build,
-    hparams=frozenset(
-        {"lr", "momentum", "weight_decay", "hidden_scale", "embedding_scale", "head_scale", "norm_scale"}
-    ),
     packages=("torch", "pytorch_optimizer"),
 )

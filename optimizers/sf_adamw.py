@@ -25,7 +25,6 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="sf_adamw",
     build=build,
-    hparams=frozenset({"lr", "betas", "eps", "weight_decay", "r", "weight_lr_power", "no_decay_roles"}),
     packages=("torch", "schedulefree"),
     external_schedule=False,
     train_eval_modes=True,

@@ -11,4 +11,4 @@ def build(params, roles, hp, ctx) -> torch.optim.Optimizer:
     return torch.optim.SGD(decay_groups(params, roles, hp), lr=hp["lr"], momentum=hp["momentum"], nesterov=True)
 
 
-SPEC = OptimizerSpec(name="sgd", build=build, hparams=frozenset({"lr", "momentum", "weight_decay", "no_decay_roles"}))
+SPEC = OptimizerSpec(name="sgd", build=build)

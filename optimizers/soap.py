@@ -29,20 +29,5 @@ def build(params, roles, hp, ctx):
 SPEC = OptimizerSpec(
     name="soap",
     build=build,
-    hparams=frozenset(
-        {
-            "lr",
-            "betas",
-            "eps",
-            "weight_decay",
-            "precondition_frequency",
-            "max_precondition_dim",
-            "merge_dims",
-            "precondition_1d",
-            "normalize_gradient",
-            "correct_bias",
-            "no_decay_roles",
-        }
-    ),
     packages=("torch", "pytorch_optimizer"),
 )

@@ -30,7 +30,6 @@ def hessian_step(optimizer) -> bool:
 SPEC = OptimizerSpec(
     name="sophia",
     build=build,
-    hparams=frozenset({"lr", "betas", "rho", "update_period", "num_samples", "eps", "weight_decay", "no_decay_roles"}),
     packages=("torch", "pytorch_optimizer"),
     hessian_step=hessian_step,
 )

@@ -10,7 +10,6 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from optimizers import validate_search_space
 from workloads.base import ParamRole
 
 NamedParams = Mapping[str, nn.Parameter]
@@ -44,42 +43,17 @@ class Averager(Protocol):
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """One optimizer. Defaults and their sources live in conf/optimizer/<name>.yaml; the spec says how to build
-    it (its builder also splits parameters by role into groups) and which harness hooks it needs."""
+    """One optimizer. Its hyperparameters, their defaults and sources live in conf/optimizer/<name>.yaml (the one
+    declaration; optimizers/hparams.py checks values against it); the spec says how to build it (its builder also
+    splits parameters by role into groups) and which harness hooks it needs."""
 
     name: str
     build: Builder
-    hparams: frozenset[str]
     packages: tuple[str, ...] = ("torch",)  # distributions whose versions go into every run record
     external_schedule: bool = True  # False: the optimizer schedules itself (Schedule-Free, DoG); lr stays at peak
     train_eval_modes: bool = False  # optimizer.train()/.eval() around evaluation and checkpoints (Schedule-Free)
     averager: Callable[[nn.Module], Averager] | None = None  # evaluate averaged weights (DoG)
     hessian_step: Callable[[Any], bool] | None = None  # does this step's backward need create_graph (SophiaH)?
-    choices: Mapping[str, tuple] = field(default_factory=dict)  # the values a categorical hyperparameter may take
-
-    def validate(self, hp: Mapping) -> None:
-        """Refuse unknown keys and out-of-range values with a message naming the key and the optimizer."""
-        for key in hp:
-            if key not in self.hparams:
-                raise ValueError(
-                    f"optimizer {self.name}: unknown hyperparameter {key!r}; valid: {', '.join(sorted(self.hparams))}"
-                )
-        for key, value in hp.items():
-            kind = key.rsplit("_", 1)[-1] if key.rsplit("_", 1)[-1] in ("lr", "betas", "eps") else key
-            if kind == "lr" and not value > 0:
-                raise ValueError(f"optimizer {self.name}: {key} must be positive, got {value}")
-            if (kind == "eps" or key.endswith("weight_decay")) and not value >= 0:
-                raise ValueError(f"optimizer {self.name}: {key} must be non-negative, got {value}")
-            if kind == "betas" and not all(0 <= b < 1 for b in value):
-                raise ValueError(f"optimizer {self.name}: every value of {key} must lie in [0, 1), got {list(value)}")
-            if key == "momentum" and not 0 <= value < 1:
-                raise ValueError(f"optimizer {self.name}: momentum must lie in [0, 1), got {value}")
-            if key in self.choices and value not in self.choices[key]:
-                valid = ", ".join(self.choices[key])
-                raise ValueError(f"optimizer {self.name}: {key} must be one of {valid}, got {value!r}")
-
-    def validate_search_space(self, space: Mapping) -> None:
-        validate_search_space(self.name, space, set(self.hparams))
 
 
 def split_by_roles(params: NamedParams, roles: Roles, selected: set[ParamRole]) -> tuple[list, list]:

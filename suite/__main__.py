@@ -11,7 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from suite import CONF_DIR
-from suite.checks import check_cluster, check_group_choices
+from suite.checks import check_cluster, check_group_choices, check_overrides
 from suite.trial import run
 
 
@@ -25,7 +25,11 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    problem = check_group_choices(argv) or (check_cluster(argv) if {"-m", "--multirun"} & set(argv) else None)
+    problem = (
+        check_group_choices(argv)
+        or check_overrides(argv)
+        or (check_cluster(argv) if {"-m", "--multirun"} & set(argv) else None)
+    )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

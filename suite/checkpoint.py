@@ -11,7 +11,6 @@ import torch
 
 from suite.records import atomic_write
 
-CHECKPOINT = "checkpoint.pt"
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 
 
@@ -21,7 +20,16 @@ def save(path: Path, state: dict) -> None:
 
 
 def load(path: Path) -> dict | None:
-    return torch.load(path, weights_only=True) if path.is_file() else None
+    """The checkpoint at `path` (None when there is none); ValueError naming the file when it is damaged."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as e:  # truncated, not a torch file, or unpicklable: torch raises several kinds
+        state = e
+    if not isinstance(state, dict) or not {"config", "step", "model", "optimizer", "rng"} <= state.keys():
+        raise ValueError(f"{path} is damaged or not a checkpoint of this suite; move it away, or force=true restarts")
+    return state
 
 
 class Preemption:

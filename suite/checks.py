@@ -24,6 +24,58 @@ def check_group_choices(argv: list[str]) -> str | None:
     return None
 
 
+def check_overrides(argv: list[str]) -> str | None:
+    """Hydra refuses `optimizer.lrr=0.01` or `epochs=5` in five lines without saying what exists, and takes
+    `workload.batch_size=abc` as it comes: name the keys that exist, and refuse a value whose type differs from its
+    default's (optimizer hyperparameters are checked by their own rules when the trial is prepared). Composes the
+    config of the chosen groups (the first of a multirun list) once."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from optimizers.hparams import type_problem
+
+    choices, plain = [], []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if not sep or arg.startswith(("+", "~")) or name.startswith("hydra"):
+            continue
+        if name in GROUPS:
+            if not value.endswith(".yaml"):
+                choices.append(f"{name}={value.split(',')[0]}")
+        elif "/" not in name:
+            plain.append(arg)
+    if not plain:
+        return None
+    try:
+        overrides = OverridesParser.create().parse_overrides(plain)
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", choices)
+    except (HydraException, OmegaConfBaseException) as e:
+        return str(e).strip().splitlines()[0]
+    absent = object()
+    for override in overrides:
+        name = override.key_or_group
+        default = OmegaConf.select(cfg, name, default=absent)
+        if default is absent:
+            parent = name.rpartition(".")[0]
+            while parent and not OmegaConf.is_dict(OmegaConf.select(cfg, parent, default=None)):
+                parent = parent.rpartition(".")[0]  # the deepest part of the path that exists
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            where = f"{parent} ({cfg[parent.split('.')[0]].get('name', '')}) has" if parent else "top-level keys:"
+            return f"unknown key {name!r}; {where} {', '.join(sorted(node.keys()))}"
+        if name.startswith("optimizer.") or override.is_sweep_override() or isinstance(default, str):
+            continue  # (a word's default, like `auto`, may give way to a number)
+        default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
+        expected = "a mapping" if isinstance(default, dict) and not isinstance(override.value(), dict) else None
+        expected = expected or type_problem(override.value(), default)
+        if expected:
+            return f"{name} must be {expected} (its default is {default!r}), got {override.value()!r}"
+    return None
+
+
 def cluster_kind(argv: list[str]) -> str:
     """`local` or `slurm`: the `cluster.kind` of the preset named on the command line (default: local)."""
     names = [a.partition("=")[2] for a in argv if a.startswith("cluster=")]

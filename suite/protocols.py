@@ -1,7 +1,8 @@
-"""Tuning protocols as pure functions of a search space: which configurations to try next, given the results so
-far. `default` (the authors' defaults), `random` (scrambled quasi-random points), `grid` (a Cartesian grid) and
-`coordinate_descent` ('Fantastic Pretraining Optimizers': from the defaults, change one hyperparameter at a time
-over its grid, move to the best, repeat until no single change helps)."""
+"""Tuning protocols as pure planners: which configurations to try next, given the results so far (no files, no
+processes: suite/study.py keeps a study's state, suite/sweep.py runs it). `default` (the authors' defaults),
+`random` (scrambled quasi-random points), `grid` (a Cartesian grid) and `coordinate_descent` ('Fantastic
+Pretraining Optimizers': from the defaults, change one hyperparameter at a time over its grid, move to the best,
+repeat until no single change helps)."""
 
 from __future__ import annotations
 
@@ -63,28 +64,71 @@ def key(config: Config) -> tuple:
     return tuple(sorted(config.items()))
 
 
-def coordinate_descent_next(start: Config, results: dict[tuple, float], space: list[Dim], points: int) -> list[Config]:
-    """The next batch: the start alone, then all untried one-change neighbours of the best configuration so far;
-    empty when every neighbour of the best has been tried (no single change helps)."""
+def best_of(results: dict[tuple, float]) -> tuple[tuple, float] | None:
+    """The configuration key with the lowest score (ties broken by the key, so the choice is deterministic)."""
+    if not results:
+        return None
+    k = min(results, key=lambda k: (results[k], k))
+    return k, results[k]
+
+
+# --- the planners: (start, scores so far, space, settings) -> the search configurations to run next ------------
+# Scores are lower-is-better, +inf for a diverged or failed configuration; each planner proposes only
+# configurations without a score. A new protocol is one more function in PLANNERS.
+
+
+def plan_default(start: Config, results: dict[tuple, float], space: list[Dim], settings: dict) -> list[Config]:
+    return [start]
+
+
+def plan_random(start: Config, results: dict[tuple, float], space: list[Dim], settings: dict) -> list[Config]:
+    return random_configs(space, settings["trials"], settings["seed"], settings["sampler"])
+
+
+def plan_grid(start: Config, results: dict[tuple, float], space: list[Dim], settings: dict) -> list[Config]:
+    return grid_configs(space, settings["grid_points"])
+
+
+def plan_coordinate_descent(
+    start: Config, results: dict[tuple, float], space: list[Dim], settings: dict
+) -> list[Config]:
+    """The start alone, then all untried one-change neighbours of the best configuration so far; empty when every
+    neighbour of the best has been tried (no single change helps)."""
     if key(start) not in results:
         return [start]
-    best = min(results, key=lambda k: (results[k], k))
-    return [c for c in neighbours(dict(best), space, points) if key(c) not in results]
+    best, _ = best_of(results)
+    return neighbours(dict(best), space, settings["grid_points"])
+
+
+PLANNERS: dict[str, Callable[[Config, dict, list[Dim], dict], list[Config]]] = {
+    "default": plan_default,
+    "random": plan_random,
+    "grid": plan_grid,
+    "coordinate_descent": plan_coordinate_descent,
+}
 
 
 def search_batch(
     protocol: str, start: Config, results: dict[tuple, float], space: list[Dim], settings: dict
 ) -> list[Config]:
     """The configurations of the search phase still to run, given the scores (lower is better) so far."""
-    fixed: dict[str, Callable[[], list[Config]]] = {
-        "default": lambda: [start],
-        "random": lambda: random_configs(space, settings["trials"], settings["seed"], settings["sampler"]),
-        "grid": lambda: grid_configs(space, settings["grid_points"]),
-    }
-    if protocol not in (*fixed, "coordinate_descent"):
-        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join([*fixed, 'coordinate_descent'])}")
-    if not space:  # nothing to tune: the defaults are the only configuration
-        protocol = "default"
-    if protocol == "coordinate_descent":
-        return coordinate_descent_next(start, results, space, settings["grid_points"])
-    return [c for c in fixed[protocol]() if key(c) not in results]
+    if protocol not in PLANNERS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PLANNERS)}")
+    planner = PLANNERS[protocol] if space else plan_default  # nothing to tune: the defaults are the only configuration
+    return [c for c in planner(start, results, space, settings) if key(c) not in results]
+
+
+def next_trials(
+    protocol: str, start: Config, space: list[Dim], settings: dict, results: dict[tuple[tuple, int], float]
+) -> list[tuple[Config, int]]:
+    """The (configuration, seed) pairs to run now, given the score of every trial run so far (keyed by
+    (configuration key, seed)): the protocol's next search batch on seed 0, then the best configuration's other
+    seeds 1 .. seeds-1; empty when the study is done (or when every configuration failed)."""
+    search = {k: score for (k, seed), score in results.items() if seed == 0}
+    batch = search_batch(protocol, start, search, space, settings)
+    if batch:
+        return [(c, 0) for c in batch]
+    best = best_of(search)
+    if best is None or not math.isfinite(best[1]):
+        return []
+    return [(dict(best[0]), s) for s in range(1, settings["seeds"]) if (best[0], s) not in results]

@@ -1,8 +1,7 @@
-"""The run record: run-directory layout, trial ids, atomic JSON files and the append-only metrics log."""
+"""Writing run records: atomic files and the append-only metrics log (their layout is suite/layout.py's)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -10,31 +9,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
-
-# The config keys that define a trial (its id); `seed` names the run directory below the trial, and the
-# remaining keys (where results go, device, logging cadence, progress bar) do not change what is trained.
-TRIAL_KEYS = ("optimizer", "workload", "schedule", "grad_clip", "precision", "data_seed")
-FINISHED = ("completed", "diverged")
-
-
-def trial_id(cfg: dict) -> str:
-    """A short stable hash of the trial-defining keys of a resolved config."""
-    defining = {k: cfg[k] for k in TRIAL_KEYS}
-    # the search space belongs to tuning, not to the trial
-    defining["optimizer"] = {k: v for k, v in cfg["optimizer"].items() if k != "search_space"}
-    canonical = json.dumps(defining, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
-
-
-def run_dir(cfg: dict) -> Path:
-    """<results_dir>/<workload>/<optimizer>/<trial_id>/seed<seed>/"""
-    return (
-        Path(cfg["results_dir"]).expanduser()
-        / cfg["workload"]["name"]
-        / cfg["optimizer"]["name"]
-        / trial_id(cfg)
-        / f"seed{cfg['seed']}"
-    )
 
 
 def _jsonable(value: Any) -> Any:

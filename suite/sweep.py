@@ -9,10 +9,6 @@ state lives in its `study.json`, so re-running the same command continues where 
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-import math
 import os
 import shlex
 import shutil
@@ -20,7 +16,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,200 +26,17 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from optimizers import hyperparameters, validate_search_space
 from suite import CONF_DIR
-from suite.checks import check_cluster, check_group_choices
-from suite.protocols import Config, Dim, dims, key, search_batch
-from suite.records import FINISHED, atomic_write_json, read_json, run_dir
-
-STUDY_LEVEL = ("tuning", "cluster", "hydra", "results_dir", "progress", "force")  # not part of a study's identity
+from suite.checks import check_cluster, check_group_choices, check_overrides
+from suite.layout import FINISHED, STUDY, SUMMARY
+from suite.protocols import Config
+from suite.records import read_json
+from suite.study import Study
 
 
 def compose_config(overrides: list[str]) -> dict:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return OmegaConf.to_container(compose("config", overrides), resolve=True)
-
-
-def with_values(optimizer_cfg: dict, config: Config) -> dict:
-    """The optimizer's hyperparameters with the searched values set (`betas.1` sets element 1 of betas)."""
-    hp = copy.deepcopy(hyperparameters(optimizer_cfg))
-    for name, value in config.items():
-        head, _, index = name.partition(".")
-        if index:
-            hp[head][int(index)] = value
-        else:
-            hp[head] = value
-    return hp
-
-
-@dataclass
-class Study:
-    optimizer: str
-    workload: str
-    cfg: dict  # the resolved config of the defaults (with the user's overrides)
-    overrides: list[str]  # the user's overrides, passed to every trial
-    force: bool
-    attempted: set = field(default_factory=set)  # (config key, seed) launched by this invocation
-
-    def __post_init__(self):
-        space = self.cfg["optimizer"].get("search_space") or {}
-        validate_search_space(self.optimizer, space, set(hyperparameters(self.cfg["optimizer"])))
-        self.space: list[Dim] = dims(space)
-        self.tuning = self.cfg["tuning"]
-        if self.tuning["seeds"] < 1 or self.tuning["trials"] < 1 or self.tuning["grid_points"] < 2:
-            raise ValueError("tuning.seeds and tuning.trials must be >= 1 and tuning.grid_points >= 2")
-        base = hyperparameters(self.cfg["optimizer"])
-        self.start: Config = {d.key: self.value_of(base, d.key) for d in self.space}
-        budget = next((o.partition("=")[2] for o in self.overrides if o.startswith("workload.tokens=")), None)
-        name = f"study-{self.tuning['name']}" + (f"-{budget}tokens" if budget else "")
-        self.directory = Path(self.cfg["results_dir"]).expanduser() / self.workload / self.optimizer / name
-        self.configs: dict[tuple, Config] = {}  # every configuration proposed so far
-        self.check_settings()
-
-    @staticmethod
-    def value_of(hp: dict, name: str) -> float:
-        head, _, index = name.partition(".")
-        return float(hp[head][int(index)] if index else hp[head])
-
-    def settings(self) -> dict:
-        """What defines the study: a study directory holding other settings is refused, never overwritten."""
-        tuning = {k: v for k, v in self.tuning.items() if k != "name"}
-        names = {o: o.lstrip("+~").split("=")[0] for o in self.overrides}
-        searched = "optimizer.search_space"  # (its overrides are in search_space already)
-        defining = sorted(o for o, n in names.items() if n.split(".")[0] not in STUDY_LEVEL and searched not in n)
-        return {
-            **tuning,
-            "search_space": self.cfg["optimizer"].get("search_space") or {},
-            "start": self.start,
-            "overrides": defining,
-        }
-
-    def check_settings(self) -> None:
-        saved = read_json(self.directory / "study.json")
-        if saved is None:
-            return
-        old, new = saved["settings"], self.settings()
-        differing = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        if "overrides" in differing:
-            changed = sorted(set(old.get("overrides", [])) ^ set(new["overrides"]))
-            differing[differing.index("overrides")] = f"overrides {' '.join(changed)}"
-        if differing:
-            raise ValueError(
-                f"{self.directory} holds a study with other settings (differs: {', '.join(differing)}); "
-                "give this one its own tuning.name"
-            )
-        for trial in saved["trials"]:
-            config = {k: float(v) for k, v in trial["config"].items()}
-            self.configs[key(config)] = config
-
-    # --- trials ---------------------------------------------------------------------------------------------
-    def trial_name(self, config: Config) -> str:
-        return "t" + hashlib.sha256(json.dumps(sorted(config.items())).encode()).hexdigest()[:10]
-
-    def write_trial_file(self, config: Config) -> str:
-        name = self.trial_name(config)
-        path = self.directory / "conf" / "trial" / f"{name}.yaml"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            hp = with_values(self.cfg["optimizer"], config)
-            values = {h: hp[h] for h in sorted({k.split(".")[0] for k in config})}
-            path.write_text("# @package optimizer\n" + yaml.safe_dump(values))
-        return name
-
-    def run_dir(self, config: Config, seed: int) -> Path:
-        cfg = copy.deepcopy(self.cfg)
-        cfg["optimizer"].update(with_values(self.cfg["optimizer"], config))
-        cfg["seed"] = seed
-        return run_dir(cfg)
-
-    def status(self, config: Config, seed: int) -> tuple[str | None, float]:
-        """(status, score): score is the final metric oriented so lower is better, +inf when diverged or failed."""
-        summary = read_json(self.run_dir(config, seed) / "summary.json") or {}
-        status = summary.get("status")
-        if status in FINISHED and self.force and (key(config), seed) not in self.attempted:
-            return None, math.inf  # --force: run again once in this invocation
-        if status == "completed" and summary.get("final"):
-            metric = summary.get("metric") or {"name": "loss", "lower_is_better": True}
-            value = summary["final"][metric["name"]]
-            return status, value if metric["lower_is_better"] else -value
-        return status, math.inf
-
-    def given_up(self, config: Config, seed: int, status: str | None) -> bool:
-        return status in FINISHED or (key(config), seed) in self.attempted
-
-    def search_results(self) -> dict[tuple, float]:
-        results = {}
-        for k, config in self.configs.items():
-            status, score = self.status(config, 0)
-            if self.given_up(config, 0, status):
-                results[k] = score
-        return results
-
-    def best(self) -> tuple[Config, float] | None:
-        results = self.search_results()
-        if not results:
-            return None
-        k = min(results, key=lambda k: (results[k], k))
-        return dict(k), results[k]
-
-    def next_trials(self) -> list[tuple[Config, int]]:
-        """The (configuration, seed) pairs to launch now: the protocol's next search batch, then the best
-        configuration's other seeds; empty when the study is done."""
-        batch = search_batch(self.tuning["protocol"], self.start, self.search_results(), self.space, self.tuning)
-        for config in batch:
-            self.configs.setdefault(key(config), config)
-        if batch:  # (the protocol only proposes configurations without a result)
-            return [(c, 0) for c in batch]
-        best = self.best()
-        if best is None or not math.isfinite(best[1]):
-            return []
-        seeds = range(1, self.tuning["seeds"])
-        return [(best[0], s) for s in seeds if not self.given_up(best[0], s, self.status(best[0], s)[0])]
-
-    def record(self, command: str) -> dict:
-        """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
-        trials = []
-        best = self.best()
-        seeds = range(self.tuning["seeds"])
-        for k, config in sorted(self.configs.items()):
-            for seed in seeds if best and k == key(best[0]) else (0,):
-                status, score = self.status(config, seed)
-                trials.append(
-                    {
-                        "trial": self.trial_name(config),
-                        "config": config,
-                        "seed": seed,
-                        "status": status,
-                        "score": score if math.isfinite(score) else None,
-                        "run_dir": str(self.run_dir(config, seed)),
-                    }
-                )
-        done = not self.next_trials()
-        failed = [t for t in trials if t["status"] not in FINISHED]
-        study = {
-            "optimizer": self.optimizer,
-            "workload": self.workload,
-            "protocol": self.tuning["protocol"],
-            "settings": self.settings(),
-            "budget": {"configurations": len(self.configs), "seeds": self.tuning["seeds"], "trials": len(trials)},
-            "trials": trials,
-            "best": None,
-            "status": ("completed" if not failed else "incomplete") if done else "running",
-            "command": command,
-            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        if best:
-            scores = [t["score"] for t in trials if t["trial"] == self.trial_name(best[0]) and t["score"] is not None]
-            study["best"] = {
-                "trial": self.trial_name(best[0]),
-                "config": best[0],
-                "hyperparameters": with_values(self.cfg["optimizer"], best[0]),
-                "median_score": sorted(scores)[len(scores) // 2] if scores else None,
-                "seeds": len(scores),
-            }
-        self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.directory / "study.json", study)
-        return study
 
 
 # --- launching --------------------------------------------------------------------------------------------------
@@ -278,7 +91,9 @@ def visible_gpus() -> list[str]:
 def local_slots(setting) -> list[dict]:
     """Environment for each slot: its own GPU, or an equal share of this process's CPU cores."""
     gpus = visible_gpus()
-    slots = (len(gpus) or 1) if setting == "auto" else int(setting)
+    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int)):
+        raise ValueError(f"cluster.slots must be >= 1 or auto, got {setting!r}")
+    slots = (len(gpus) or 1) if setting == "auto" else setting
     if slots < 1:
         raise ValueError(f"cluster.slots must be >= 1 or auto, got {setting}")
     if gpus:
@@ -346,8 +161,17 @@ def subset_tasks(name: str) -> list[Task]:
     path = Path(name) if name.endswith(".yaml") else CONF_DIR / "subset" / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"no subset file {path}")
-    tasks = [str(task).partition("@") for task in yaml.safe_load(path.read_text())["tasks"]]
-    return [(w, [f"workload.tokens={int(float(t))}"] if t else []) for w, _, t in tasks]
+    try:
+        listed = yaml.safe_load(path.read_text())["tasks"]
+        tasks = [str(task).partition("@") for task in listed]
+        budgets = [int(float(t)) if t else None for _, _, t in tasks]
+    except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
+        raise ValueError(f"{path} is not a subset file (a list `tasks` of workload or workload@tokens)") from e
+    known = sorted(p.stem for p in (CONF_DIR / "workload").glob("*.yaml"))
+    unknown = [w for w, _, _ in tasks if w not in known]
+    if unknown:
+        raise ValueError(f"{path} names unknown workload(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+    return [(w, [f"workload.tokens={b}"] if b else []) for (w, _, _), b in zip(tasks, budgets, strict=True)]
 
 
 def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
@@ -373,9 +197,9 @@ def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
 def failure_table(studies: list[Study]) -> list[dict]:
     rows = []
     for study in studies:
-        for trial in read_json(study.directory / "study.json")["trials"]:
+        for trial in read_json(study.directory / STUDY)["trials"]:
             if trial["status"] not in FINISHED:
-                summary = read_json(Path(trial["run_dir"]) / "summary.json") or {}
+                summary = read_json(Path(trial["run_dir"]) / SUMMARY) or {}
                 reason = summary.get("error") or ("never started" if trial["status"] is None else trial["status"])
                 rows.append({"study": f"{study.workload}/{study.optimizer}", **trial, "reason": reason})
     return rows
@@ -383,7 +207,7 @@ def failure_table(studies: list[Study]) -> list[dict]:
 
 def main(argv: list[str]) -> int:
     try:
-        problem = check_group_choices(argv) or check_cluster(argv)
+        problem = check_group_choices(argv) or check_overrides(argv) or check_cluster(argv)
         if problem:
             raise ValueError(problem)
         optimizers, tasks, overrides, force = parse(argv)
@@ -392,6 +216,8 @@ def main(argv: list[str]) -> int:
             for optimizer in optimizers:
                 cfg = compose_config([f"optimizer={optimizer}", f"workload={workload}", *overrides, *budget])
                 studies.append(Study(optimizer, workload, cfg, [*overrides, *budget], force))
+        if studies[0].cfg["cluster"]["kind"] == "local":
+            local_slots(studies[0].cfg["cluster"]["slots"])  # (refuses a bad slot count before anything runs)
     except (ValueError, OSError, HydraException, OmegaConfBaseException) as e:
         print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 2
@@ -401,7 +227,7 @@ def main(argv: list[str]) -> int:
     while True:
         batches = [(s, pairs) for s in studies if (pairs := s.next_trials())]
         for study in studies:
-            study.record(command)
+            study.record(command, done=all(s is not study for s, _ in batches))
         if not batches:
             break
         round_no += 1
@@ -409,9 +235,9 @@ def main(argv: list[str]) -> int:
         print(f"round {round_no}: {count} trial(s) in {len(batches)} study(ies)", flush=True)
         launch(batches, cluster, round_no)
         for study, pairs in batches:
-            study.attempted.update((key(c), s) for c, s in pairs)
+            study.launched(pairs)
     for study in studies:
-        record = read_json(study.directory / "study.json")
+        record = read_json(study.directory / STUDY)
         best = record["best"]
         shown = f"best {best['config']} score {best['median_score']} ({best['seeds']} seed(s))" if best else "no result"
         name = f"{study.workload}/{study.optimizer} [{record['protocol']}]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import resource
 import sys
 import traceback
@@ -14,18 +15,18 @@ import torch
 from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from optimizers import get_spec, hyperparameters, schedules
+from optimizers import get_spec, schedules
+from optimizers.hparams import hyperparameters, validate, validate_search_space
 from optimizers.spec import BuildContext, OptimizerSpec
-from suite import CONF_DIR, checkpoint, distributed, rng
-from suite.checkpoint import CHECKPOINT, Preemption
+from suite import checkpoint, declared_hyperparameters, distributed, rng
+from suite.checkpoint import Preemption
+from suite.layout import CHECKPOINT, CONFIG, METRICS, SUMMARY, is_finished, replaced_dir, resume_differences, run_dir
 from suite.provenance import provenance
-from suite.records import FINISHED, MetricsLog, atomic_write_json, atomic_write_text, read_json, run_dir
+from suite.records import MetricsLog, atomic_write_json, atomic_write_text, read_json
 from suite.trainer import Optimization, Outcome, TrainSettings, train
 from workloads import Workload, build_workload
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-# keys that may change between a checkpoint and its resume
-NOT_DEFINING = ("results_dir", "progress", "force", "device", "tuning", "cluster")
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,27 @@ def resolve_device(name: str) -> torch.device:
 
 
 def check_settings(cfg: dict) -> None:
+    def integer(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def number(value) -> bool:
+        return (integer(value) or isinstance(value, float)) and math.isfinite(value)
+
     for key in ("eval_every", "log_every"):
-        if not isinstance(cfg[key], int) or cfg[key] <= 0:
+        if not integer(cfg[key]) or cfg[key] <= 0:
             raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}")
+    for key in ("seed", "data_seed", "checkpoint_every"):
+        if not integer(cfg[key]) or cfg[key] < 0:
+            raise ValueError(f"{key} must be a non-negative integer, got {cfg[key]!r}")
+    for key in ("compile", "progress", "force"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"{key} must be true or false, got {cfg[key]!r}")
     if cfg["precision"] not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
-    if not cfg["grad_clip"] >= 0:
-        raise ValueError(f"grad_clip must be >= 0 (0 turns clipping off), got {cfg['grad_clip']}")
-    if not cfg["divergence_factor"] > 1:
-        raise ValueError(f"divergence_factor must be > 1, got {cfg['divergence_factor']}")
+    if not number(cfg["grad_clip"]) or cfg["grad_clip"] < 0:
+        raise ValueError(f"grad_clip must be a number >= 0 (0 turns clipping off), got {cfg['grad_clip']!r}")
+    if not number(cfg["divergence_factor"]) or cfg["divergence_factor"] <= 1:
+        raise ValueError(f"divergence_factor must be a number > 1, got {cfg['divergence_factor']!r}")
 
 
 def check_writable(directory: Path) -> None:
@@ -77,9 +90,11 @@ def check_writable(directory: Path) -> None:
 def prepare(cfg: dict) -> Plan:
     """Validate the resolved config and build the workload; raises ValueError/OSError for bad input."""
     check_settings(cfg)
-    spec = get_spec(cfg["optimizer"]["name"])
-    spec.validate(hyperparameters(cfg["optimizer"]))
-    spec.validate_search_space(cfg["optimizer"].get("search_space") or {})
+    name = cfg["optimizer"]["name"]
+    spec = get_spec(name)
+    declared = declared_hyperparameters(name)
+    validate(name, hyperparameters(cfg["optimizer"]), declared)
+    validate_search_space(name, cfg["optimizer"].get("search_space") or {}, declared)
     schedules.validate(cfg["schedule"])
     device = resolve_device(cfg["device"])
     workload = build_workload(cfg["workload"])
@@ -127,8 +142,7 @@ def build_optimization(spec: OptimizerSpec, cfg: dict, model, workload: Workload
 
 def uses_defaults(optimizer_cfg: dict) -> bool:
     """Whether the hyperparameters are the authors' defaults of conf/optimizer/<name>.yaml (the untuned trial)."""
-    defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "optimizer" / f"{optimizer_cfg['name']}.yaml"))
-    return hyperparameters(defaults) == hyperparameters(optimizer_cfg)
+    return declared_hyperparameters(optimizer_cfg["name"]) == hyperparameters(optimizer_cfg)
 
 
 def start_summary(plan: Plan) -> dict:
@@ -201,7 +215,7 @@ def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preempti
     trained = torch.compile(model) if cfg["compile"] else model
     if plan.ranks.active:
         trained = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
-    log = MetricsLog(plan.directory / "metrics.jsonl" if plan.ranks.main else None, resume["metrics"] if resume else [])
+    log = MetricsLog(plan.directory / METRICS if plan.ranks.main else None, resume["metrics"] if resume else [])
     try:
         return train(trained, opt, workload, settings, device, autocast, log, resume, save_checkpoint, preemption)
     finally:
@@ -227,7 +241,7 @@ def finish(plan: Plan, summary: dict, outcome: Outcome | None, error: str | None
             time_to_target=outcome.time_to_target,
         )
     if write:
-        atomic_write_json(plan.directory / "summary.json", summary)
+        atomic_write_json(plan.directory / SUMMARY, summary)
     return summary
 
 
@@ -272,7 +286,7 @@ def print_summary(summary: dict, directory: Path) -> None:
 
 def check_resumable(saved: dict, cfg: dict, directory: Path) -> None:
     """A checkpoint only continues the trial it was written by: every key but where and how it is watched."""
-    differing = sorted(k for k in set(saved) | set(cfg) if k not in NOT_DEFINING and saved.get(k) != cfg.get(k))
+    differing = resume_differences(saved, cfg)
     if differing:
         raise ValueError(
             f"{directory / CHECKPOINT} was written with a different config (differs: {', '.join(differing)}); "
@@ -282,7 +296,7 @@ def check_resumable(saved: dict, cfg: dict, directory: Path) -> None:
 
 def set_aside(directory: Path) -> Path:
     """Move a trial's old record to <trial>/.replaced/<seed>-<time>/ (hidden from collect), never deleting it."""
-    target = directory.parent / ".replaced" / f"{directory.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+    target = replaced_dir(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     directory.rename(target)
     return target
@@ -294,8 +308,10 @@ def run(cfg) -> int:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     try:
         plan = prepare(resolved)
-        previous = read_json(plan.directory / "summary.json")
-        if previous and previous.get("status") in FINISHED and not resolved["force"]:
+        previous = read_json(plan.directory / SUMMARY)
+        if (plan.directory / SUMMARY).exists() and not isinstance(previous, dict) and not resolved["force"]:
+            raise ValueError(f"{plan.directory / SUMMARY} is damaged; move it away, or force=true sets it aside")
+        if is_finished(previous) and not resolved["force"]:
             print(f"trial already {previous['status']}: {plan.directory} (nothing to do; force=true reruns it)")
             return 0
         resume = None if resolved["force"] else checkpoint.load(plan.directory / CHECKPOINT)
@@ -305,7 +321,7 @@ def run(cfg) -> int:
             print(f"force=true: the old record moved to {set_aside(plan.directory)}")
         if plan.ranks.main:
             check_writable(plan.directory)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, TypeError) as e:  # (TypeError: a value of a type no check foresaw)
         print(f"error: {e}", file=sys.stderr)
         return 2
     summary = start_summary(plan)
@@ -314,8 +330,8 @@ def run(cfg) -> int:
         print(f"resuming {plan.directory} from its checkpoint at step {resume['step']}")
     write = plan.ranks.main  # the other data-parallel ranks train and evaluate, rank 0 keeps the record
     if write:
-        atomic_write_text(plan.directory / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        atomic_write_json(plan.directory / "summary.json", summary)
+        atomic_write_text(plan.directory / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_json(plan.directory / SUMMARY, summary)
     with Preemption() as preemption:
         try:
             summary = finish(plan, summary, execute(plan, summary, resume, preemption), None, write)

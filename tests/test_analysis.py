@@ -27,9 +27,11 @@ def law(D):
 
 def test_speedup_recovers_a_known_data_multiple():
     budgets = [1e8, 2e8, 4e8, 8e8]
-    rows = [{"optimizer": "adamw", "scale": "130m", "tokens": D, "final_loss": law(D)} for D in budgets]
-    rows += [{"optimizer": "muon", "scale": "130m", "tokens": D, "final_loss": law(1.5 * D)} for D in budgets]
-    rows += [{"optimizer": "magic", "scale": "130m", "tokens": 1e8, "final_loss": BETA - 0.01}]
+    rows = [{"optimizer": "adamw", "workload": "130m", "budget_tokens": D, "final_metric": law(D)} for D in budgets]
+    rows += [
+        {"optimizer": "muon", "workload": "130m", "budget_tokens": D, "final_metric": law(1.5 * D)} for D in budgets
+    ]
+    rows += [{"optimizer": "magic", "workload": "130m", "budget_tokens": 1e8, "final_metric": BETA - 0.01}]
     table = speedup_table(pd.DataFrame(rows))
     muon = table[table.optimizer == "muon"]
     assert np.allclose(muon.speedup, 1.5, atol=1e-3)
@@ -46,19 +48,19 @@ def test_speedup_bootstrap_interval_with_seeds():
             rows.append(
                 {
                     "optimizer": "adamw",
-                    "scale": "s",
-                    "tokens": D,
+                    "workload": "s",
+                    "budget_tokens": D,
                     "seed": seed,
-                    "final_loss": law(D) + rng.normal(0, 0.002),
+                    "final_metric": law(D) + rng.normal(0, 0.002),
                 }
             )
             rows.append(
                 {
                     "optimizer": "soap",
-                    "scale": "s",
-                    "tokens": D,
+                    "workload": "s",
+                    "budget_tokens": D,
                     "seed": seed,
-                    "final_loss": law(1.3 * D) + rng.normal(0, 0.002),
+                    "final_metric": law(1.3 * D) + rng.normal(0, 0.002),
                 }
             )
     table = speedup_table(pd.DataFrame(rows), n_boot=100)
@@ -68,7 +70,7 @@ def test_speedup_bootstrap_interval_with_seeds():
 
 
 def test_speedup_needs_three_baseline_budgets():
-    rows = [{"optimizer": "adamw", "scale": "s", "tokens": D, "final_loss": law(D)} for D in (1e8, 2e8)]
+    rows = [{"optimizer": "adamw", "workload": "s", "budget_tokens": D, "final_metric": law(D)} for D in (1e8, 2e8)]
     with pytest.raises(ValueError, match="has 2 budget"):
         speedup_table(pd.DataFrame(rows))
 
@@ -140,7 +142,7 @@ def test_collect_is_incremental_and_survives_damaged_runs(tmp_path):
     out = tmp_path / "trials.parquet"
     trials, problems, reread = collect([results], out)
     assert reread == 3 and sorted(trials.optimizer) == ["adamw", "muon"]
-    assert trials.set_index("optimizer").final_loss.to_dict() == {"adamw": 3.5, "muon": 3.2}
+    assert trials.set_index("optimizer").final_metric.to_dict() == {"adamw": 3.5, "muon": 3.2}
     assert trials.set_index("optimizer")["config.optimizer.lr"].tolist() == [1e-3, 1e-3]
     assert trials.set_index("optimizer")["provenance.packages.torch"].tolist() == ["2.13.0", "2.13.0"]
     reasons = dict(problems)
@@ -163,7 +165,7 @@ def test_collect_reads_a_real_trial(tmp_path):
     assert analysis_main(["collect", str(results), "--out", str(out)]) == 0
     trials = pd.read_parquet(out)
     summary = json.loads(next(results.rglob("summary.json")).read_text())
-    assert trials.final_loss.tolist() == [summary["final"]["loss"]]
+    assert trials.final_metric.tolist() == [summary["final"]["loss"]]
     assert trials["config.workload.name"].tolist() == ["lm_tiny"]
     curves = pd.read_parquet(tmp_path / "t.curves.parquet")
     assert curves.step.tolist() == [1, 2, 3, 4] and curves["eval/loss"].notna().sum() == 2
@@ -173,7 +175,7 @@ def test_commands_write_csv_and_refuse_bad_tables(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"optimizer": ["a"], "tokens": [1]}).to_csv(bad, index=False)
     assert analysis_main(["speedup", "--table", str(bad)]) == 2
-    assert "lacks column(s) scale, final_loss" in capsys.readouterr().err
+    assert "lacks column(s) workload, budget_tokens, final_metric" in capsys.readouterr().err
     assert analysis_main(["profile", "--table", str(tmp_path / "missing.csv")]) == 2
     good = tmp_path / "ttt.csv"
     pd.DataFrame({"optimizer": ["a", "b"], "workload": ["w", "w"], "time_to_target": [1.0, 2.0]}).to_csv(good)
@@ -207,7 +209,7 @@ def clustered_table(seed=0):
                 "o2": 0.5 + 0.1 * (c % 2),
                 "o3": 0.8,
             }
-            rows += [{"optimizer": o, "workload": task, "final_loss": 3 + v} for o, v in values.items()]
+            rows += [{"optimizer": o, "workload": task, "final_metric": 3 + v} for o, v in values.items()]
     return pd.DataFrame(rows)
 
 

@@ -1,85 +1,233 @@
-"""Bad input: a one-line error, exit code 2, before any training, and nothing in the results directory touched."""
+"""Bad input: one line on stderr, exit code 2, before anything runs, and the results directory byte-identical.
+
+CASES is the table the README's "Bad input" section shows (a test checks the two agree): what a user can type or
+meet, for `python -m suite`, `python -m suite.sweep` and `python -m analysis`."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
-from tests.conftest import FAST, cli
+from suite.layout import run_dir
+from tests.conftest import FAST, ROOT, compose_config
 from workloads.lm.data import write_shard
+from workloads.vision.data import write_cifar_file
+
+SWEEP = ["workload=quadratic", "workload.steps=20", "eval_every=10", "log_every=5"]  # the sweep's fast study
+
+
+def record_of(results: Path, args: list[str]) -> Path:
+    """The run directory `python -m suite ARGS` would write."""
+    return run_dir(OmegaConf.to_container(compose_config([*args, f"results_dir={results}"]), resolve=True))
+
+
+def damaged_summary(results: Path, tmp: Path) -> None:
+    directory = record_of(results, FAST)
+    directory.mkdir(parents=True)
+    (directory / "summary.json").write_text('{"status": "compl')  # a disk filled up mid-write, by another tool
+
+
+def damaged_checkpoint(results: Path, tmp: Path) -> None:
+    directory = record_of(results, FAST)
+    directory.mkdir(parents=True)
+    (directory / "checkpoint.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
+
+
+def foreign_checkpoint(results: Path, tmp: Path) -> None:
+    import torch
+
+    directory = record_of(results, FAST)
+    directory.mkdir(parents=True)
+    torch.save({"weights": torch.zeros(3)}, directory / "checkpoint.pt")
+
+
+def damaged_study(results: Path, tmp: Path) -> None:
+    study = results / "quadratic" / "adamw" / "study-default"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text("[1, 2")
+
+
+def other_study(results: Path, tmp: Path) -> None:
+    study = results / "quadratic" / "adamw" / "study-default"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text('{"settings": {"protocol": "default", "seeds": 5}, "trials": []}')
+
+
+def truncated_shard(results: Path, tmp: Path) -> None:
+    write_shard(tmp / "data_train_000001.bin", np.arange(4096) % 50257)
+    write_shard(tmp / "data_val_000000.bin", np.arange(4096) % 50257)
+    path = tmp / "data_val_000000.bin"
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def shard_with_bad_magic(results: Path, tmp: Path) -> None:
+    write_shard(tmp / "data_train_000001.bin", np.arange(4096) % 50257)
+    write_shard(tmp / "data_val_000000.bin", np.arange(4096) % 50257)
+    raw = bytearray((tmp / "data_val_000000.bin").read_bytes())
+    raw[:4] = np.array([123], dtype="<i4").tobytes()
+    (tmp / "data_val_000000.bin").write_bytes(bytes(raw))
+
+
+def truncated_cifar(results: Path, tmp: Path) -> None:
+    rng = np.random.default_rng(0)
+    (tmp / "cifar").mkdir()
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        write_cifar_file(tmp / "cifar" / name, rng.integers(0, 256, (4, 3, 32, 32)), rng.integers(0, 10, 4))
+    path = tmp / "cifar" / "test_batch.bin"
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def unknown_subset_workload(results: Path, tmp: Path) -> None:
+    (tmp / "chosen.yaml").write_text("name: chosen\ntasks: [quadratic@2560, imagenet_1k]\n")
+
+
+def results_is_a_file(results: Path, tmp: Path) -> None:
+    (tmp / "a-file").write_text("not a directory")
+
+
+def foreign_directory(results: Path, tmp: Path) -> None:
+    (results / "photos").mkdir()
+    (results / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
+
+
+@dataclass(frozen=True)
+class Case:
+    command: str  # suite, sweep or analysis
+    args: tuple[str, ...]  # {results} and {tmp} are filled in
+    message: str  # part of the one line on stderr
+    setup: Callable[[Path, Path], None] | None = None
+    fast: bool = True  # suite: with tests.conftest.FAST (lm_tiny's few steps)
+
 
 CASES = {
-    "unknown optimizer": (["optimizer=adamz"], "valid: adam_mini, adamw, ademamix"),
-    "unknown workload": (["workload=lm_huge"], "lm_tiny"),
-    "unknown schedule": (["schedule=cosin"], "valid: constant, cosine, linear, power, rex, wsd"),
-    "unknown data source": (["workload/data=fineweb"], "shards, stdlib_text, synthetic"),
-    "negative lr": (["optimizer.lr=-0.001"], "lr must be positive"),
-    "zero lr": (["optimizer.lr=0"], "lr must be positive"),
-    "beta outside [0,1)": (["optimizer.betas=[0.9,1.0]"], "beta"),
-    "zero token budget": (["workload.tokens=0"], "must be positive"),
-    "budget below one step": (["workload.tokens=100"], "less than one step"),
-    "negative chinchilla": (["workload.chinchilla=-1"], "chinchilla must be positive"),
-    "batch not a multiple of micro-batch": (["workload.micro_batch_size=5"], "not a multiple"),
-    "missing data.path": (["workload/data=shards"], "workload.data.path is not set"),
-    "bad precision": (["precision=fp8"], "precision must be one of"),
-    "bad schedule fraction": (["schedule.warmup=1.5"], "warmup"),
+    # wrong names
+    "unknown optimizer": Case("suite", ("optimizer=adamz",), "valid: adam_mini, adamw, ademamix"),
+    "unknown workload": Case("suite", ("workload=lm_huge",), "unknown workload 'lm_huge'"),
+    "unknown schedule": Case("suite", ("schedule=cosin",), "valid: constant, cosine, linear, power, rex, wsd"),
+    "unknown data source": Case("suite", ("workload/data=fineweb",), "shards, stdlib_text, synthetic"),
+    "unknown hyperparameter": Case("suite", ("optimizer.lrr=0.01",), "unknown key 'optimizer.lrr'; optimizer (adamw)"),
+    "unknown top-level key": Case("suite", ("epochs=5",), "unknown key 'epochs'; top-level keys: checkpoint_every"),
+    "unknown workload key": Case("suite", ("workload.layers=2",), "unknown key 'workload.layers'; workload (lm_tiny)"),
+    # wrong types and ranges of hyperparameters
+    "lr not a number": Case("suite", ("optimizer.lr=abc",), "optimizer adamw: lr must be a finite number, got 'abc'"),
+    "negative lr": Case("suite", ("optimizer.lr=-0.001",), "optimizer adamw: lr must be positive"),
+    "zero lr": Case("suite", ("optimizer.lr=0",), "lr must be positive"),
+    "betas not a list": Case("suite", ("optimizer.betas=0.9",), "betas must be a list of 2 values"),
+    "beta outside [0,1)": Case("suite", ("optimizer.betas=[0.9,1.0]",), "every value of betas must be in [0, 1)"),
+    "weight decay a list": Case("suite", ("optimizer.weight_decay=[1]",), "weight_decay must be a finite number"),
+    "unknown parameter role": Case("suite", ("optimizer.no_decay_roles=[embeding]",), "must be parameter roles"),
+    "bad choice": Case("suite", ("optimizer=muon", "optimizer.adjust_lr_fn=rms"), "adjust_lr_fn must be one of"),
+    "search range upside down": Case("suite", ("optimizer.search_space.lr.low=1",), "low 1 must be below high"),
+    # wrong types and ranges of the workload, schedule and run settings
+    "zero token budget": Case("suite", ("workload.tokens=0",), "workload.tokens must be a positive number"),
+    "token budget a word": Case("suite", ("workload.tokens=many",), "workload.tokens must be a positive number"),
+    "budget below one step": Case("suite", ("workload.tokens=100",), "less than one step"),
+    "negative chinchilla": Case("suite", ("workload.chinchilla=-1",), "workload.chinchilla must be a positive number"),
+    "batch not a multiple of micro-batch": Case("suite", ("workload.micro_batch_size=5",), "not a multiple"),
+    "zero batch on the quadratic": Case(
+        "suite", ("workload=quadratic", "workload.batch_size=0"), "workload.batch_size must be a positive", fast=False
+    ),
+    "batch size a word": Case("suite", ("workload.batch_size=abc",), "workload.batch_size must be an integer"),
+    "missing data.path": Case("suite", ("workload/data=shards",), "workload.data.path is not set"),
+    "bad precision": Case("suite", ("precision=fp8",), "precision must be one of fp32, bf16"),
+    "bad schedule fraction": Case("suite", ("schedule.warmup=1.5",), "warmup"),
+    "seed not an integer": Case("suite", ("seed=1.5",), "seed must be an integer"),
+    "zero eval interval": Case("suite", ("eval_every=0",), "eval_every must be a positive integer"),
+    "divergence factor at most 1": Case("suite", ("divergence_factor=1",), "divergence_factor must be a number > 1"),
+    "grad clip a word": Case("suite", ("grad_clip=abc",), "grad_clip must be a finite number"),
+    "not a device": Case("suite", ("device=gpu",), "device='gpu' is not a device name"),
+    # names that become paths
+    "optimizer name escaping": Case("suite", ("optimizer.name=../../x",), "unknown optimizer '../../x'"),
+    "workload name escaping": Case("suite", ("workload.name=../x",), "workload name '../x' cannot be a directory"),
+    "study name escaping": Case("sweep", (*SWEEP, "tuning.name=../../x"), "tuning name '../../x' cannot be a direc"),
+    # data and records on disk
+    "truncated token shard": Case(
+        "suite", ("workload/data=shards", "workload.data.path={tmp}/data_*.bin"), "truncated", truncated_shard
+    ),
+    "token shard with a bad header": Case(
+        "suite", ("workload/data=shards", "workload.data.path={tmp}/data_*.bin"), "bad magic", shard_with_bad_magic
+    ),
+    "truncated CIFAR-10 file": Case(
+        "suite",
+        ("workload=vit_tiny_cifar10", "workload.data.path={tmp}/cifar"),
+        "not a whole number",
+        truncated_cifar,
+        False,
+    ),
+    "damaged summary.json": Case("suite", (), "summary.json is damaged; move it away", damaged_summary),
+    "damaged checkpoint.pt": Case("suite", (), "checkpoint.pt is damaged or not a checkpoint", damaged_checkpoint),
+    "checkpoint.pt of another program": Case("suite", (), "is damaged or not a checkpoint", foreign_checkpoint),
+    "results directory is a file": Case("suite", ("results_dir={tmp}/a-file/r",), "is not writable", results_is_a_file),
+    # sweeps
+    "damaged study.json": Case("sweep", SWEEP, "is not a study record", damaged_study),
+    "study directory of another command": Case("sweep", SWEEP, "holds a study with other settings", other_study),
+    "subset naming an unknown workload": Case(
+        "sweep", ("subset={tmp}/chosen.yaml",), "names unknown workload(s) imagenet_1k", unknown_subset_workload
+    ),
+    "unknown subset": Case("sweep", ("subset=nothing",), "unknown subset 'nothing'"),
+    "unknown sweep option": Case("sweep", (*SWEEP, "--fast"), "unknown option --fast"),
+    "zero seeds": Case("sweep", (*SWEEP, "tuning.seeds=0"), "tuning.seeds and tuning.trials must be >= 1"),
+    "zero local slots": Case("sweep", (*SWEEP, "cluster.slots=0"), "cluster.slots must be >= 1 or auto"),
+    "trials a word": Case("sweep", (*SWEEP, "tuning.trials=many"), "tuning.trials must be an integer"),
+    # analysis
+    "collect from a missing directory": Case("analysis", ("collect", "{tmp}/nowhere"), "no such results directory"),
+    "report on an empty directory": Case("analysis", ("report", "{results}", "--out", "{tmp}/rep"), "no trials"),
+    "report on a foreign directory": Case(
+        "analysis", ("report", "{results}", "--out", "{tmp}/rep"), "no trials", foreign_directory
+    ),
+    "table that is not a table": Case("analysis", ("speedup", "--table", "{tmp}/x.txt"), "no such table"),
 }
 
 
-def assert_clean_refusal(proc, expected: str) -> None:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+def snapshot(root: Path) -> dict:
+    """Every path under root with its bytes (directories as None)."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def invoke(command: str, args: list[str]) -> subprocess.CompletedProcess:
+    module = {"suite": "suite", "sweep": "suite.sweep", "analysis": "analysis"}[command]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_refused_in_one_line_and_changes_nothing(name, tmp_path):
+    case = CASES[name]
+    results, tmp = tmp_path / "results", tmp_path / "tmp"
+    results.mkdir()
+    tmp.mkdir()
+    (results / "earlier.txt").write_text("keep me")  # a user's earlier file, which no refusal may touch
+    if case.setup:
+        case.setup(results, tmp)
+    args = [a.format(results=results, tmp=tmp) for a in case.args]
+    if case.command != "analysis" and not any(a.startswith("results_dir=") for a in args):
+        args.append(f"results_dir={results}")
+    if case.command == "suite" and case.fast:
+        args = [*FAST, *args]
+    before = snapshot(results)
+    proc = invoke(case.command, args)
+    assert proc.returncode == 2, (proc.stdout[-2000:], proc.stderr[-2000:])
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert lines[0].startswith("error: ") and case.message in lines[0], lines[0]
     assert "Traceback" not in proc.stdout + proc.stderr
+    assert snapshot(results) == before
 
 
-@pytest.fixture
-def populated(tmp_path):
-    """A results directory with an earlier user file in it, which no refusal may touch."""
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / "earlier.txt").write_text("keep me")
-    return results
-
-
-def assert_untouched(results) -> None:
-    assert sorted(p.name for p in results.rglob("*")) == ["earlier.txt"]
-    assert (results / "earlier.txt").read_text() == "keep me"
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_refused_in_one_line(case, populated):
-    overrides, expected = CASES[case]
-    proc = cli([*FAST, f"results_dir={populated}", *overrides])
-    assert_clean_refusal(proc, expected)
-    assert_untouched(populated)
-
-
-@pytest.mark.parametrize(
-    "header, expected",
-    [
-        ((123, 1, 4096), "bad magic number 123"),
-        ((20240520, 2, 4096), "unsupported version 2"),
-        ((20240520, 1, 9999), "truncated"),
-    ],
-)
-def test_malformed_shard_is_refused_by_name(tmp_path, populated, header, expected):
-    write_shard(tmp_path / "data_train_000001.bin", np.arange(4096) % 50257)
-    bad = tmp_path / "data_val_000000.bin"
-    write_shard(bad, np.arange(4096) % 50257)
-    raw = bytearray(bad.read_bytes())
-    raw[:12] = np.array(header, dtype="<i4").tobytes()
-    bad.write_bytes(bytes(raw))
-    proc = cli([*FAST, f"results_dir={populated}", "workload/data=shards", f"workload.data.path={tmp_path}/data_*.bin"])
-    assert_clean_refusal(proc, expected)
-    assert str(bad) in proc.stderr
-    assert_untouched(populated)
-
-
-def test_unwritable_results_directory(tmp_path):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
-    proc = cli([*FAST, f"results_dir={blocker / 'results'}"])
-    assert_clean_refusal(proc, "is not writable")
-    assert blocker.read_text() == "not a directory"
+def test_the_readme_lists_every_case():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Bad input") :]
+    listed = set(re.findall(r"^\| ([^|]+?) \|", section, flags=re.M)) - {"case"}
+    assert listed >= set(CASES), sorted(set(CASES) - listed)
+    assert len(CASES) >= 30

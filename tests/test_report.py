@@ -122,7 +122,7 @@ def test_report_speedup_curves_across_scales(tmp_path):
     out = tmp_path / "report"
     assert analysis_main(["report", str(tmp_path / "r"), "--out", str(out)]) == 0
     speedups = pd.read_csv(out / "tables" / "speedup_vs_scale.csv")
-    assert speedups.scale.tolist() == ["lm_s", "lm_m", "lm_l"]  # ordered by model size, not by name
+    assert speedups.workload.tolist() == ["lm_s", "lm_m", "lm_l"]  # ordered by model size, not by name
     assert np.allclose(speedups.speedup, 1.5, atol=1e-3)
     assert "1.5 [" in pd.read_csv(out / "tables" / "leaderboard.csv").set_index("optimizer").loc["muon", "speedup lm_l"]
 
@@ -133,7 +133,7 @@ def test_report_from_an_external_csv_and_bad_input(tmp_path, capsys):
         {
             "optimizer": ["a", "b", "a", "b", "a", "b"],
             "workload": ["w1", "w1", "w2", "w2", "w3", "w3"],
-            "final_loss": [3.0, 3.1, 2.0, 2.5, 1.0, 0.9],
+            "final_metric": [3.0, 3.1, 2.0, 2.5, 1.0, 0.9],
         }
     ).to_csv(csv, index=False)
     out = tmp_path / "report"

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from suite.protocols import Dim, coordinate_descent_next, dims, grid_configs, key, neighbours, random_configs
+from suite.protocols import Dim, dims, grid_configs, key, neighbours, next_trials, random_configs, search_batch
 from tests.conftest import ROOT
 
 LR = Dim("lr", 1e-4, 1e-1, log=True)
@@ -49,12 +49,29 @@ def test_coordinate_descent_walks_to_the_grid_optimum_and_stops():
 
     start = {"lr": 3e-4, "weight_decay": 0.05}  # off the grid, as the authors' defaults usually are
     results, rounds = {}, 0
-    while batch := coordinate_descent_next(start, results, space, 4):
+    while batch := search_batch("coordinate_descent", start, results, space, {"grid_points": 4}):
         rounds += 1
         results.update({key(c): loss(c) for c in batch})
     best = dict(min(results, key=results.get))
     assert best == {"lr": 1e-2, "weight_decay": 0.2} and 2 <= rounds <= 5
     assert len(results) < 16 + 1  # fewer trials than the full grid
+
+
+def test_planner_searches_then_reruns_the_best_on_the_other_seeds_without_any_process():
+    settings = {"trials": 3, "seed": 0, "sampler": "halton", "seeds": 3}
+    start = {"lr": 1e-3, "weight_decay": 0.1}
+    results: dict = {}
+    search = next_trials("random", start, [LR, WD], settings, results)
+    assert len(search) == 3 and {seed for _, seed in search} == {0}
+    results.update({(key(c), 0): abs(math.log10(c["lr"]) + 2) for c, _ in search})  # best: lr nearest 1e-2
+    best = min(search, key=lambda pair: results[(key(pair[0]), 0)])[0]
+    assert next_trials("random", start, [LR, WD], settings, results) == [(best, 1), (best, 2)]
+    results.update({(key(best), 1): 0.0, (key(best), 2): 0.0})
+    assert next_trials("random", start, [LR, WD], settings, results) == []  # done
+    failed = {k: math.inf for k in results}  # every configuration failed: no seeds of a 'best'
+    assert next_trials("random", start, [LR, WD], settings, failed) == []
+    with pytest.raises(ValueError, match="unknown protocol 'bayes'"):
+        next_trials("bayes", start, [LR, WD], settings, {})
 
 
 def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):

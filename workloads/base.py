@@ -33,6 +33,16 @@ class Metric:
         return value <= target if self.lower_is_better else value >= target
 
 
+def check_positive(cfg: dict, *keys: str, optional: bool = False) -> None:
+    """Each `workload.<key>` a positive number (or null where `optional`), else a ValueError naming that key."""
+    for key in keys:
+        value = cfg.get(key)
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"workload.{key} must be a positive number{' or null' if optional else ''}, got {value!r}")
+
+
 Batch = torch.Tensor | tuple[torch.Tensor, ...]  # token windows, or (inputs, labels)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workloads.base import Metric, ParamRole, Workload
+from workloads.base import Metric, ParamRole, Workload, check_positive
 
 
 class QuadraticModel(nn.Module):
@@ -47,16 +47,16 @@ class Quadratic(Workload):
         self.target = cfg.get("target")
         self.rows, self.cols = cfg["rows"], cfg["cols"]
         self.dim = self.rows * self.cols
+        check_positive(cfg, "rows", "cols", "batch_size", "steps", "eval_examples")
+        check_positive(cfg, "tokens", optional=True)
         batch = cfg["batch_size"]
-        if min(self.rows, self.cols, batch, cfg["steps"], cfg["eval_examples"]) <= 0 or not cfg["noise"] >= 0:
-            raise ValueError("quadratic: rows, cols, batch_size, steps and eval_examples must be positive, noise >= 0")
+        if not cfg["noise"] >= 0:
+            raise ValueError(f"workload.noise must be >= 0, got {cfg['noise']}")
         low, high = cfg["small_range"][0], cfg["large_range"][1]
         if not 0 < low <= high:
             ranges = f"{cfg['small_range']} and {cfg['large_range']}"
             raise ValueError(f"quadratic: eigenvalues must be positive and ranges ordered, got {ranges}")
         self.noise, self.init_scale = cfg["noise"], cfg["init_scale"]
-        if cfg.get("tokens") is not None and not cfg["tokens"] > 0:
-            raise ValueError(f"workload.tokens must be positive, got {cfg['tokens']}")
         self.examples_per_step, self.tokens_per_step, self.micro_batches = batch, batch, 1
         self.steps = max(1, cfg["tokens"] // batch) if cfg.get("tokens") else cfg["steps"]
         rng = np.random.default_rng(cfg["problem_seed"])

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.base import Metric, ParamRole, Workload, roles_by_module
+from workloads.base import Metric, ParamRole, Workload, check_positive, roles_by_module
 from workloads.lm.data import TokenData, load_tokens
 from workloads.lm.model import LMShape, Transformer
 
@@ -26,9 +26,7 @@ def lm_shape(cfg: dict, vocab_size: int) -> LMShape:
 
 def token_budget(cfg: dict, non_embedding_params: int) -> int:
     """Explicit `tokens` when set, else `chinchilla` x 20 tokens per non-embedding parameter."""
-    for key in ("tokens", "chinchilla"):
-        if cfg.get(key) is not None and not cfg[key] > 0:
-            raise ValueError(f"workload.{key} must be positive, got {cfg[key]}")
+    check_positive(cfg, "tokens", "chinchilla", optional=True)
     if cfg.get("tokens") is not None:
         return int(cfg["tokens"])
     if cfg.get("chinchilla") is None:
@@ -42,11 +40,8 @@ class LanguageModel(Workload):
     def __init__(self, cfg: dict):
         self.name = cfg["name"]
         self.target = cfg.get("target")
+        check_positive(cfg, "batch_size", "micro_batch_size", "seq_len", "d_model", "n_head", "n_layer")
         batch, micro, seq = cfg["batch_size"], cfg["micro_batch_size"], cfg["seq_len"]
-        if batch <= 0 or micro <= 0 or seq <= 0:
-            raise ValueError(
-                f"workload batch_size, micro_batch_size and seq_len must be positive ({batch}, {micro}, {seq})"
-            )
         if batch % micro:
             raise ValueError(
                 f"workload.batch_size={batch} is not a multiple of workload.micro_batch_size={micro}: "

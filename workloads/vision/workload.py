@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from workloads.base import Metric, ParamRole, Workload, roles_by_module
+from workloads.base import Metric, ParamRole, Workload, check_positive, roles_by_module
 from workloads.vision.data import Images, load_images
 from workloads.vision.models import MODELS
 
@@ -39,14 +39,13 @@ class ImageClassification(Workload):
         self.name = cfg["name"]
         self.target = cfg.get("target")
         self.cfg = cfg
+        check_positive(cfg, "batch_size", "micro_batch_size")
+        check_positive(cfg, "epochs", "tokens", optional=True)
         batch, micro = cfg["batch_size"], cfg["micro_batch_size"]
-        if batch <= 0 or micro <= 0 or batch % micro:
+        if batch % micro:
             raise ValueError(
                 f"workload.batch_size={batch} must be a positive multiple of workload.micro_batch_size={micro}"
             )
-        for key in ("epochs", "tokens"):
-            if cfg.get(key) is not None and not cfg[key] > 0:
-                raise ValueError(f"workload.{key} must be positive, got {cfg[key]}")
         if cfg["model"]["arch"] not in MODELS:
             raise ValueError(f"unknown model arch {cfg['model']['arch']!r}; valid: {', '.join(MODELS)}")
         self.images: Images = load_images(cfg["data"])

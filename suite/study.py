@@ -1,0 +1,188 @@
+"""A tuning study's state: its settings, the configurations proposed so far, their trials' outcomes (read from the
+run records) and study.json. What to run next is the planners' business (suite/protocols.py)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from optimizers.hparams import hyperparameters, validate_search_space
+from suite import declared_hyperparameters
+from suite.layout import FINISHED, STUDY, SUMMARY, is_study_defining, run_dir, study_dir
+from suite.protocols import Config, Dim, best_of, dims, key, next_trials
+from suite.records import atomic_write_json, read_json
+
+
+def with_values(optimizer_cfg: dict, config: Config) -> dict:
+    """The optimizer's hyperparameters with the searched values set (`betas.1` sets element 1 of betas)."""
+    hp = copy.deepcopy(hyperparameters(optimizer_cfg))
+    for name, value in config.items():
+        head, _, index = name.partition(".")
+        if index:
+            hp[head][int(index)] = value
+        else:
+            hp[head] = value
+    return hp
+
+
+def value_of(hp: dict, name: str) -> float:
+    head, _, index = name.partition(".")
+    return float(hp[head][int(index)] if index else hp[head])
+
+
+def trial_name(config: Config) -> str:
+    """The name of a configuration's trial file (conf/trial/<name>.yaml in the study directory)."""
+    return "t" + hashlib.sha256(json.dumps(sorted(config.items())).encode()).hexdigest()[:10]
+
+
+class Study:
+    """One optimizer on one task under one protocol. Reads its earlier state from study.json (refusing one written
+    with other settings), answers for the outcome of each (configuration, seed) from the run records, and writes
+    study.json; it never decides what runs next."""
+
+    def __init__(self, optimizer: str, workload: str, cfg: dict, overrides: list[str], force: bool):
+        self.optimizer, self.workload, self.cfg, self.overrides, self.force = optimizer, workload, cfg, overrides, force
+        space = cfg["optimizer"].get("search_space") or {}
+        validate_search_space(optimizer, space, declared_hyperparameters(optimizer))
+        self.space: list[Dim] = dims(space)
+        self.tuning = cfg["tuning"]
+        if self.tuning["seeds"] < 1 or self.tuning["trials"] < 1 or self.tuning["grid_points"] < 2:
+            raise ValueError("tuning.seeds and tuning.trials must be >= 1 and tuning.grid_points >= 2")
+        self.start: Config = {d.key: value_of(hyperparameters(cfg["optimizer"]), d.key) for d in self.space}
+        budget = next((o.partition("=")[2] for o in overrides if o.startswith("workload.tokens=")), None)
+        self.directory = study_dir(cfg["results_dir"], workload, optimizer, self.tuning["name"], budget)
+        self.configs: dict[tuple, Config] = {}  # every configuration proposed so far
+        self.attempted: set[tuple[tuple, int]] = set()  # (config key, seed) launched by this invocation
+        self.load()
+
+    def settings(self) -> dict:
+        """What defines the study: a study directory holding other settings is refused, never overwritten."""
+        return {
+            **{k: v for k, v in self.tuning.items() if k != "name"},
+            "search_space": self.cfg["optimizer"].get("search_space") or {},
+            "start": self.start,
+            "overrides": sorted(o for o in self.overrides if is_study_defining(o)),
+        }
+
+    def load(self) -> None:
+        path = self.directory / STUDY
+        if not path.exists():
+            return
+        saved = read_json(path)
+        if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
+            raise ValueError(f"{path} is not a study record (damaged or not written by this suite); move it away")
+        old, new = saved["settings"], self.settings()
+        differing = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if "overrides" in differing:
+            changed = sorted(set(old.get("overrides", [])) ^ set(new["overrides"]))
+            differing[differing.index("overrides")] = f"overrides {' '.join(changed)}"
+        if differing:
+            raise ValueError(
+                f"{self.directory} holds a study with other settings (differs: {', '.join(differing)}); "
+                "give this one its own tuning.name"
+            )
+        for trial in saved.get("trials", []):
+            self.propose({k: float(v) for k, v in trial["config"].items()})
+
+    def propose(self, config: Config) -> None:
+        self.configs.setdefault(key(config), config)
+
+    # --- trials ---------------------------------------------------------------------------------------------
+    def write_trial_file(self, config: Config) -> str:
+        name = trial_name(config)
+        path = self.directory / "conf" / "trial" / f"{name}.yaml"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            hp = with_values(self.cfg["optimizer"], config)
+            values = {h: hp[h] for h in sorted({k.split(".")[0] for k in config})}
+            path.write_text("# @package optimizer\n" + yaml.safe_dump(values))
+        return name
+
+    def run_dir(self, config: Config, seed: int) -> Path:
+        cfg = copy.deepcopy(self.cfg)
+        cfg["optimizer"].update(with_values(self.cfg["optimizer"], config))
+        cfg["seed"] = seed
+        return run_dir(cfg)
+
+    def outcome(self, config: Config, seed: int) -> tuple[str | None, float]:
+        """(status, score): score is the final metric oriented so lower is better, +inf when diverged or failed."""
+        summary = read_json(self.run_dir(config, seed) / SUMMARY) or {}
+        status = summary.get("status")
+        if status in FINISHED and self.force and (key(config), seed) not in self.attempted:
+            return None, math.inf  # --force: run again once in this invocation
+        if status == "completed" and summary.get("final"):
+            metric = summary.get("metric") or {"name": "loss", "lower_is_better": True}
+            value = summary["final"][metric["name"]]
+            return status, value if metric["lower_is_better"] else -value
+        return status, math.inf
+
+    def results(self) -> dict[tuple[tuple, int], float]:
+        """The score of every trial that is settled: finished, or tried in this invocation (a failure is not
+        retried until the command runs again)."""
+        scores = {}
+        for k, config in self.configs.items():
+            for seed in range(self.tuning["seeds"]):
+                status, score = self.outcome(config, seed)
+                if status in FINISHED or (k, seed) in self.attempted:
+                    scores[(k, seed)] = score
+        return scores
+
+    def next_trials(self) -> list[tuple[Config, int]]:
+        """What the protocol's planner asks for next, given this study's results; proposals are remembered."""
+        pairs = next_trials(self.tuning["protocol"], self.start, self.space, self.tuning, self.results())
+        for config, _ in pairs:
+            self.propose(config)
+        return pairs
+
+    def launched(self, pairs: list[tuple[Config, int]]) -> None:
+        self.attempted.update((key(c), s) for c, s in pairs)
+
+    def record(self, command: str, done: bool) -> dict:
+        """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
+        best = best_of({k: s for (k, seed), s in self.results().items() if seed == 0})
+        trials = []
+        for k, config in sorted(self.configs.items()):
+            for seed in range(self.tuning["seeds"]) if best and k == best[0] else (0,):
+                status, score = self.outcome(config, seed)
+                trials.append(
+                    {
+                        "trial": trial_name(config),
+                        "config": config,
+                        "seed": seed,
+                        "status": status,
+                        "score": score if math.isfinite(score) else None,
+                        "run_dir": str(self.run_dir(config, seed)),
+                    }
+                )
+        failed = [t for t in trials if t["status"] not in FINISHED]
+        study = {
+            "optimizer": self.optimizer,
+            "workload": self.workload,
+            "protocol": self.tuning["protocol"],
+            "settings": self.settings(),
+            "budget": {"configurations": len(self.configs), "seeds": self.tuning["seeds"], "trials": len(trials)},
+            "trials": trials,
+            "best": None,
+            "status": ("completed" if not failed else "incomplete") if done else "running",
+            "command": command,
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if best:
+            config = dict(best[0])
+            scores = [t["score"] for t in trials if t["trial"] == trial_name(config) and t["score"] is not None]
+            study["best"] = {
+                "trial": trial_name(config),
+                "config": config,
+                "hyperparameters": with_values(self.cfg["optimizer"], config),
+                "median_score": sorted(scores)[len(scores) // 2] if scores else None,
+                "seeds": len(scores),
+            }
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.directory / STUDY, study)
+        return study

@@ -94,6 +94,8 @@ def curves_table(runs: list[tuple[str, bytes]]) -> tuple[pa.Table, list[tuple[st
             if note:
                 problems.append((directory, note))
             tables.append(table.add_column(0, "run_dir", pa.array([directory] * len(table), pa.string())))
+        if not tables:  # every run of the batch damaged
+            return pa.table({"run_dir": pa.array([], pa.string())}), problems, skipped
         return pa.concat_tables(tables, promote_options="permissive"), problems, skipped
 
 

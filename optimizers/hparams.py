@@ -1,8 +1,8 @@
 """Hyperparameters, declared once: an optimizer's YAML (conf/optimizer/<name>.yaml) lists the keys it accepts and
 their defaults; its builder reads them. What a value may be comes from two places only: the type of its default
-(a number, an integer, a flag, a word, a list of as many numbers, a list of words), and RULES below, keyed by name patterns, so a
-new hyperparameter called `*_lr`, `*betas*`, `*eps`, `*weight_decay*` and the like is checked without a line of
-code. Torch-free: the sweep driver validates search spaces without importing torch."""
+(a number, an integer, a flag, a word, a list of as many numbers, a list of words), and RULES below, keyed by name
+patterns, so a new hyperparameter called `*_lr`, `*betas*`, `*eps`, `*weight_decay*` and the like is checked
+without a line of code. Torch-free: the sweep driver validates search spaces without importing torch."""
 
 from __future__ import annotations
 

@@ -37,25 +37,32 @@ def build(params, roles, hp, ctx) -> ChainedOptimizer:
     matrices, _ = split_by_roles(params, roles, {ParamRole.HIDDEN_MATRIX})
     kernels, _ = split_by_roles(params, roles, {ParamRole.CONV_KERNEL})
     _, rest = split_by_roles(params, roles, {ParamRole.HIDDEN_MATRIX, ParamRole.CONV_KERNEL})
-    muon = Muon(
-        matrices,
-        kernels,
-        lr=hp["lr"],
-        weight_decay=hp["weight_decay"],
-        momentum=hp["momentum"],
-        nesterov=True,  # the reference; a bf16 + nesterov=False aliasing bug is reported upstream
-        ns_steps=hp["ns_steps"],
-        adjust_lr_fn=hp["adjust_lr_fn"],
-    )
-    companion = torch.optim.AdamW(
-        rest,
-        lr=hp["adam_lr"],
-        betas=tuple(hp["adam_betas"]),
-        eps=hp["adam_eps"],
-        weight_decay=hp["adam_weight_decay"],
-        fused=on_cuda(params) or None,
-    )
-    return ChainedOptimizer(muon, companion)
+    optimizers = []
+    if matrices or kernels:
+        optimizers.append(
+            Muon(
+                matrices,
+                kernels,
+                lr=hp["lr"],
+                weight_decay=hp["weight_decay"],
+                momentum=hp["momentum"],
+                nesterov=True,  # the reference; a bf16 + nesterov=False aliasing bug is reported upstream
+                ns_steps=hp["ns_steps"],
+                adjust_lr_fn=hp["adjust_lr_fn"],
+            )
+        )
+    if rest:  # no companion without parameters for it (the quadratic has one matrix and nothing else)
+        optimizers.append(
+            torch.optim.AdamW(
+                rest,
+                lr=hp["adam_lr"],
+                betas=tuple(hp["adam_betas"]),
+                eps=hp["adam_eps"],
+                weight_decay=hp["adam_weight_decay"],
+                fused=on_cuda(params) or None,
+            )
+        )
+    return ChainedOptimizer(*optimizers)
 
 
 SPEC = OptimizerSpec(name="muon", build=build)

@@ -74,8 +74,8 @@ def check_name(kind: str, name) -> str:
 
 def trial_definition(cfg: dict) -> dict:
     """The part of a resolved config that defines the trial."""
-    defining = {k: cfg[k] for k in TRIAL_KEYS}
-    defining["optimizer"] = {k: v for k, v in cfg["optimizer"].items() if k not in NOT_IN_TRIAL_ID}
+    defining = {k: cfg.get(k) for k in TRIAL_KEYS}
+    defining["optimizer"] = {k: v for k, v in (cfg.get("optimizer") or {}).items() if k not in NOT_IN_TRIAL_ID}
     return defining
 
 
@@ -103,9 +103,12 @@ def study_dir(results_dir, workload: str, optimizer: str, tuning_name: str, budg
 
 
 def resume_differences(saved: dict, cfg: dict) -> list[str]:
-    """The keys in which a checkpoint's config and this run's differ where a resume must not: the trial's and the
-    run's keys (the settings of where and how it runs may change)."""
-    return sorted(k for k in (*TRIAL_KEYS, *RUN_KEYS) if saved.get(k) != cfg.get(k))
+    """The keys in which a checkpoint's config and this run's differ where a resume must not: what defines the
+    trial and names the run (where and how it runs may change). A checkpoint lies in the directory of its own
+    trial id, so this guards against a record copied, edited or written under another version's identity."""
+    old = {**trial_definition(saved), **{k: saved.get(k) for k in RUN_KEYS}}
+    new = {**trial_definition(cfg), **{k: cfg.get(k) for k in RUN_KEYS}}
+    return sorted(k for k in old if old[k] != new[k])
 
 
 def is_study_defining(override: str) -> bool:

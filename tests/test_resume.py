@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from tests.conftest import ROOT, cli, only_run_dir, read_metrics, read_summary, without_time
 
@@ -102,16 +103,20 @@ def test_a_checkpoint_refuses_a_different_config_and_force_sets_the_old_record_a
     wait_for(lambda: logged_steps(results) >= 7)
     proc.kill()
     proc.wait()
-    changed = cli([*TRIAL, "eval_every=5", f"results_dir={results}"])
+    run = only_run_dir(results)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)  # a checkpoint of another trial, put in its place
+    state["config"]["eval_every"] = 5
+    torch.save(state, run / "checkpoint.pt")
+    before = (run / "checkpoint.pt").read_bytes()
+    changed = cli([*TRIAL, f"results_dir={results}"])
     assert changed.returncode == 2 and "differs: eval_every" in changed.stderr
     assert len(changed.stderr.strip().splitlines()) == 1
-    run = only_run_dir(results)
-    assert (run / "checkpoint.pt").is_file()  # untouched by the refusal
+    assert (run / "checkpoint.pt").read_bytes() == before  # untouched by the refusal
 
-    forced = cli([*TRIAL, "eval_every=5", "force=true", f"results_dir={results}"])
+    forced = cli([*TRIAL, "force=true", f"results_dir={results}"])
     assert forced.returncode == 0, forced.stderr
     assert read_summary(run)["status"] == "completed" and "resumed_from_steps" not in read_summary(run)
     kept = list((run.parent / ".replaced").iterdir())
     assert len(kept) == 1 and (kept[0] / "checkpoint.pt").is_file()  # the old record, moved aside, not deleted
-    skipped = cli([*TRIAL, "eval_every=5", f"results_dir={results}"])
+    skipped = cli([*TRIAL, f"results_dir={results}"])
     assert "nothing to do" in skipped.stdout

@@ -119,12 +119,16 @@ def search_batch(
 
 
 def next_trials(
-    protocol: str, start: Config, space: list[Dim], settings: dict, results: dict[tuple[tuple, int], float]
+    protocol: str, start: Config, space: list[Dim], settings: dict, results: dict[tuple[tuple, int], float | None]
 ) -> list[tuple[Config, int]]:
     """The (configuration, seed) pairs to run now, given the score of every trial run so far (keyed by
-    (configuration key, seed)): the protocol's next search batch on seed 0, then the best configuration's other
-    seeds 1 .. seeds-1; empty when the study is done (or when every configuration failed)."""
+    (configuration key, seed); None for one that never finished): the protocol's next search batch on seed 0, then
+    the best configuration's other seeds 1 .. seeds-1; empty when the study is done, when every configuration
+    failed, or when a trial of the search never finished (no step is decided on partial results: a rerun of the
+    command resumes it)."""
     search = {k: score for (k, seed), score in results.items() if seed == 0}
+    if any(score is None for score in search.values()):
+        return []
     batch = search_batch(protocol, start, search, space, settings)
     if batch:
         return [(c, 0) for c in batch]

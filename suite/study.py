@@ -16,7 +16,7 @@ from optimizers.hparams import hyperparameters, validate_search_space
 from suite import declared_hyperparameters
 from suite.layout import FINISHED, STUDY, SUMMARY, is_study_defining, run_dir, study_dir
 from suite.protocols import Config, Dim, best_of, dims, key, next_trials
-from suite.records import atomic_write_json, read_json
+from suite.records import atomic_write_json, atomic_write_text, read_json
 
 
 def with_values(optimizer_cfg: dict, config: Config) -> dict:
@@ -97,11 +97,11 @@ class Study:
     def write_trial_file(self, config: Config) -> str:
         name = trial_name(config)
         path = self.directory / "conf" / "trial" / f"{name}.yaml"
-        if not path.exists():
+        if not path.exists():  # (written atomically: a killed driver leaves the whole file or none)
             path.parent.mkdir(parents=True, exist_ok=True)
             hp = with_values(self.cfg["optimizer"], config)
             values = {h: hp[h] for h in sorted({k.split(".")[0] for k in config})}
-            path.write_text("# @package optimizer\n" + yaml.safe_dump(values))
+            atomic_write_text(path, "# @package optimizer\n" + yaml.safe_dump(values))
         return name
 
     def run_dir(self, config: Config, seed: int) -> Path:
@@ -122,15 +122,15 @@ class Study:
             return status, value if metric["lower_is_better"] else -value
         return status, math.inf
 
-    def results(self) -> dict[tuple[tuple, int], float]:
-        """The score of every trial that is settled: finished, or tried in this invocation (a failure is not
-        retried until the command runs again)."""
+    def results(self) -> dict[tuple[tuple, int], float | None]:
+        """The score of every trial run so far: finished ones, and those tried in this invocation (not retried
+        until the command runs again): +inf when the trial failed, None when it never finished (killed)."""
         scores = {}
         for k, config in self.configs.items():
             for seed in range(self.tuning["seeds"]):
                 status, score = self.outcome(config, seed)
                 if status in FINISHED or (k, seed) in self.attempted:
-                    scores[(k, seed)] = score
+                    scores[(k, seed)] = score if status in (*FINISHED, "failed") else None
         return scores
 
     def next_trials(self) -> list[tuple[Config, int]]:
@@ -145,7 +145,7 @@ class Study:
 
     def record(self, command: str, done: bool) -> dict:
         """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
-        best = best_of({k: s for (k, seed), s in self.results().items() if seed == 0})
+        best = best_of({k: s for (k, seed), s in self.results().items() if seed == 0 and s is not None})
         trials = []
         for k, config in sorted(self.configs.items()):
             for seed in range(self.tuning["seeds"]) if best and k == best[0] else (0,):

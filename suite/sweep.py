@@ -9,9 +9,11 @@ state lives in its `study.json`, so re-running the same command continues where 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -108,15 +110,25 @@ def local_slots(setting) -> list[dict]:
     ]
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
 def run_job(job: Job, env_extra: dict, log: Path) -> int:
+    """Run one job in a child process that dies with the driver (a killed sweep leaves no trial running behind it,
+    to race the rerun), pinned to its slot's cores."""
     env = {**os.environ, **env_extra}
     cores = env_extra.get("CPU_CORES")
-    pin = (lambda: os.sched_setaffinity(0, {int(c) for c in cores.split(",")})) if cores else None
+
+    def in_child() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if cores:
+            os.sched_setaffinity(0, {int(c) for c in cores.split(",")})
+
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
         out.write("$ " + shlex.join(job.argv()) + "\n")
         out.flush()
-        return subprocess.run(job.argv(), env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin).returncode
+        return subprocess.run(job.argv(), env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=in_child).returncode
 
 
 def launch(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict, round_no: int) -> None:

@@ -69,6 +69,8 @@ def test_planner_searches_then_reruns_the_best_on_the_other_seeds_without_any_pr
     results.update({(key(best), 1): 0.0, (key(best), 2): 0.0})
     assert next_trials("random", start, [LR, WD], settings, results) == []  # done
     failed = {k: math.inf for k in results}  # every configuration failed: no seeds of a 'best'
+    killed = {**{k: v for k, v in results.items() if k[1] == 0}, (key(search[1][0]), 0): None}
+    assert next_trials("random", start, [LR, WD], settings, killed) == []  # nothing decided on partial results
     assert next_trials("random", start, [LR, WD], settings, failed) == []
     with pytest.raises(ValueError, match="unknown protocol 'bayes'"):
         next_trials("bayes", start, [LR, WD], settings, {})

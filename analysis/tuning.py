@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.speedup import check_columns
+from suite.layout import FINISHED
 
 REQUIRED = ("optimizer", "workload", "final_metric")
 OPTIONAL = {
@@ -21,7 +22,7 @@ OPTIONAL = {
     "budget_tokens": np.nan,
     "time_to_target": np.nan,
 }
-COMPARED = ("completed", "diverged")  # a diverged trial is a result (the worst); failed or unfinished ones are not
+COMPARED = FINISHED  # a diverged trial is a result (the worst); failed or unfinished ones are not
 
 
 def trials_frame(df: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from suite.layout import SUMMARY
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -70,7 +72,7 @@ def main() -> None:
         plain = {**os.environ, "PYTHONHASHSEED": "0"}
         walls = [timed([*sweep, f"results_dir={tmp}/sweep-{r}"], plain) for r in range(args.repeats)]
         wall = statistics.median(walls)
-        done = len(list(Path(tmp, "sweep-0").rglob("summary.json")))
+        done = len(list(Path(tmp, "sweep-0").rglob(SUMMARY)))
     ideal = args.trials * one / args.slots
     print(f"{args.trials} trials ({done} records), {args.slots} slots on {len(cores)} cores")
     print(f"one trial: {one:.2f} s in a warm process ((9-trial multirun {t9:.1f} s - 1-trial {t1:.1f} s) / 8)")

@@ -69,6 +69,8 @@ def check_overrides(argv: list[str]) -> str | None:
         if name.startswith("optimizer.") or override.is_sweep_override() or isinstance(default, str):
             continue  # (a word's default, like `auto`, may give way to a number)
         default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
+        if type(default) is int and type(override.value()) is float:
+            continue  # (fractional epochs are fine; keys that must be whole say so when the trial is prepared)
         expected = "a mapping" if isinstance(default, dict) and not isinstance(override.value(), dict) else None
         expected = expected or type_problem(override.value(), default)
         if expected:

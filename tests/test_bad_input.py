@@ -134,13 +134,16 @@ CASES = {
     "negative chinchilla": Case("suite", ("workload.chinchilla=-1",), "workload.chinchilla must be a positive number"),
     "batch not a multiple of micro-batch": Case("suite", ("workload.micro_batch_size=5",), "not a multiple"),
     "zero batch on the quadratic": Case(
-        "suite", ("workload=quadratic", "workload.batch_size=0"), "workload.batch_size must be a positive", fast=False
+        "suite",
+        ("workload=quadratic", "workload.batch_size=0"),
+        "workload.batch_size must be a positive integer",
+        fast=False,
     ),
     "batch size a word": Case("suite", ("workload.batch_size=abc",), "workload.batch_size must be an integer"),
     "missing data.path": Case("suite", ("workload/data=shards",), "workload.data.path is not set"),
     "bad precision": Case("suite", ("precision=fp8",), "precision must be one of fp32, bf16"),
     "bad schedule fraction": Case("suite", ("schedule.warmup=1.5",), "warmup"),
-    "seed not an integer": Case("suite", ("seed=1.5",), "seed must be an integer"),
+    "seed not an integer": Case("suite", ("seed=1.5",), "seed must be a non-negative integer"),
     "zero eval interval": Case("suite", ("eval_every=0",), "eval_every must be a positive integer"),
     "divergence factor at most 1": Case("suite", ("divergence_factor=1",), "divergence_factor must be a number > 1"),
     "grad clip a word": Case("suite", ("grad_clip=abc",), "grad_clip must be a finite number"),

@@ -135,7 +135,7 @@ def test_failed_trials_end_in_a_table_with_the_relaunch_command(tmp_path):
         (["optimizer.search_space.lr.low=1"], "low 1 must be below high"),
         (["optimizer.search_space.lr.low=-1"], "a log scale needs positive values"),
         (["--fast"], "unknown option --fast"),
-        (["optimizer.search_space.betas.1.high=1.5"], "Could not override"),
+        (["optimizer.search_space.betas.1.high=1.5"], "unknown key 'optimizer.search_space.betas.1.high'"),
     ],
 )
 def test_bad_sweep_input_is_one_line(tmp_path, args, message):

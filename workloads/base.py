@@ -33,14 +33,17 @@ class Metric:
         return value <= target if self.lower_is_better else value >= target
 
 
-def check_positive(cfg: dict, *keys: str, optional: bool = False) -> None:
-    """Each `workload.<key>` a positive number (or null where `optional`), else a ValueError naming that key."""
+def check_positive(cfg: dict, *keys: str, optional: bool = False, integer: bool = False) -> None:
+    """Each `workload.<key>` a positive number (a whole one where `integer`; or null where `optional`), else a
+    ValueError naming that key."""
+    kinds = (int,) if integer else (int, float)
     for key in keys:
         value = cfg.get(key)
         if optional and value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"workload.{key} must be a positive number{' or null' if optional else ''}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+            what = "a positive integer" if integer else "a positive number"
+            raise ValueError(f"workload.{key} must be {what}{' or null' if optional else ''}, got {value!r}")
 
 
 Batch = torch.Tensor | tuple[torch.Tensor, ...]  # token windows, or (inputs, labels)

@@ -47,7 +47,7 @@ class Quadratic(Workload):
         self.target = cfg.get("target")
         self.rows, self.cols = cfg["rows"], cfg["cols"]
         self.dim = self.rows * self.cols
-        check_positive(cfg, "rows", "cols", "batch_size", "steps", "eval_examples")
+        check_positive(cfg, "rows", "cols", "batch_size", "steps", "eval_examples", integer=True)
         check_positive(cfg, "tokens", optional=True)
         batch = cfg["batch_size"]
         if not cfg["noise"] >= 0:

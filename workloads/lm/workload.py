@@ -40,7 +40,7 @@ class LanguageModel(Workload):
     def __init__(self, cfg: dict):
         self.name = cfg["name"]
         self.target = cfg.get("target")
-        check_positive(cfg, "batch_size", "micro_batch_size", "seq_len", "d_model", "n_head", "n_layer")
+        check_positive(cfg, "batch_size", "micro_batch_size", "seq_len", "d_model", "n_head", "n_layer", integer=True)
         batch, micro, seq = cfg["batch_size"], cfg["micro_batch_size"], cfg["seq_len"]
         if batch % micro:
             raise ValueError(

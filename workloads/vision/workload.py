@@ -39,7 +39,7 @@ class ImageClassification(Workload):
         self.name = cfg["name"]
         self.target = cfg.get("target")
         self.cfg = cfg
-        check_positive(cfg, "batch_size", "micro_batch_size")
+        check_positive(cfg, "batch_size", "micro_batch_size", integer=True)
         check_positive(cfg, "epochs", "tokens", optional=True)
         batch, micro = cfg["batch_size"], cfg["micro_batch_size"]
         if batch % micro:

@@ -95,6 +95,11 @@ def type_problem(value, default) -> str | None:
 def validate(name: str, hp: Mapping, declared: Mapping) -> None:
     """Refuse keys the optimizer's YAML does not declare and values of the wrong type or range, naming the key,
     the optimizer and what was expected."""
+    missing = sorted(set(declared) - set(hp))
+    if missing:
+        raise ValueError(
+            f"optimizer {name}: {', '.join(missing)} missing (every declared hyperparameter needs a value)"
+        )
     for key, value in hp.items():
         if key not in declared:
             raise ValueError(f"optimizer {name}: unknown hyperparameter {key!r}; valid: {', '.join(sorted(declared))}")

@@ -11,7 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from suite import CONF_DIR
-from suite.checks import check_cluster, check_group_choices, check_overrides
+from suite.checks import check_cluster, check_group_choices, check_overrides, check_single_run
 from suite.trial import run
 
 
@@ -27,6 +27,7 @@ if __name__ == "__main__":
     argv = sys.argv[1:]
     problem = (
         check_group_choices(argv)
+        or check_single_run(argv)
         or check_overrides(argv)
         or (check_cluster(argv) if {"-m", "--multirun"} & set(argv) else None)
     )

@@ -15,6 +15,8 @@ def check_group_choices(argv: list[str]) -> str | None:
     """Hydra's own message for an unknown group option spans many lines; say it in one, with the valid names."""
     for arg in argv:
         group, sep, value = arg.partition("=")
+        if sep and not group.lstrip("+~"):
+            return f"{arg!r} names no key (overrides are key=value)"
         if not sep or group not in GROUPS or value.endswith(".yaml"):  # (a subset may be given by its path)
             continue
         valid = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
@@ -75,6 +77,23 @@ def check_overrides(argv: list[str]) -> str | None:
         expected = expected or type_problem(override.value(), default)
         if expected:
             return f"{name} must be {expected} (its default is {default!r}), got {override.value()!r}"
+    return None
+
+
+def check_single_run(argv: list[str]) -> str | None:
+    """Without -m, a list of values (`optimizer=adamw,sgd`, `seed=0,1`) is a mistake Hydra explains in many lines."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if {"-m", "--multirun"} & set(argv):
+        return None
+    for arg in (a for a in argv if "=" in a and not a.startswith("hydra")):
+        try:
+            (override,) = OverridesParser.create().parse_overrides([arg])
+        except HydraException as e:
+            return f"{arg}: {str(e).strip().splitlines()[0]}"
+        if override.is_sweep_override():
+            return f"{arg} lists several values: add -m (--multirun) to run one trial for each"
     return None
 
 

@@ -20,7 +20,17 @@ from optimizers.hparams import hyperparameters, validate, validate_search_space
 from optimizers.spec import BuildContext, OptimizerSpec
 from suite import checkpoint, declared_hyperparameters, distributed, rng
 from suite.checkpoint import Preemption
-from suite.layout import CHECKPOINT, CONFIG, METRICS, SUMMARY, is_finished, replaced_dir, resume_differences, run_dir
+from suite.layout import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    SUMMARY,
+    is_finished,
+    replaced_dir,
+    resume_differences,
+    run_dir,
+    unclassified,
+)
 from suite.provenance import provenance
 from suite.records import MetricsLog, atomic_write_json, atomic_write_text, read_json
 from suite.trainer import Optimization, Outcome, TrainSettings, train
@@ -89,6 +99,8 @@ def check_writable(directory: Path) -> None:
 
 def prepare(cfg: dict) -> Plan:
     """Validate the resolved config and build the workload; raises ValueError/OSError for bad input."""
+    if unclassified(cfg):  # (e.g. `+epochs=5`: appended by Hydra, unknown to the suite)
+        raise ValueError(f"unknown top-level key(s) {', '.join(unclassified(cfg))} (README: Results lists the keys)")
     check_settings(cfg)
     name = cfg["optimizer"]["name"]
     spec = get_spec(name)

@@ -117,6 +117,11 @@ CASES = {
     "unknown hyperparameter": Case("suite", ("optimizer.lrr=0.01",), "unknown key 'optimizer.lrr'; optimizer (adamw)"),
     "unknown top-level key": Case("suite", ("epochs=5",), "unknown key 'epochs'; top-level keys: checkpoint_every"),
     "unknown workload key": Case("suite", ("workload.layers=2",), "unknown key 'workload.layers'; workload (lm_tiny)"),
+    "key appended with +": Case("suite", ("+epochs=5",), "unknown top-level key(s) epochs"),
+    "several values without -m": Case("suite", ("optimizer=adamw,sgd",), "lists several values: add -m"),
+    "an override with no key": Case("suite", ("=5",), "names no key"),
+    "an unclosed list": Case("suite", ("optimizer.betas=[0.9",), "no viable alternative"),
+    "hyperparameter deleted": Case("suite", ("~optimizer.lr",), "optimizer adamw: lr missing"),
     # wrong types and ranges of hyperparameters
     "lr not a number": Case("suite", ("optimizer.lr=abc",), "optimizer adamw: lr must be a finite number, got 'abc'"),
     "negative lr": Case("suite", ("optimizer.lr=-0.001",), "optimizer adamw: lr must be positive"),

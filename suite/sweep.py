@@ -230,6 +230,11 @@ def main(argv: list[str]) -> int:
                 studies.append(Study(optimizer, workload, cfg, [*overrides, *budget], force))
         if studies[0].cfg["cluster"]["kind"] == "local":
             local_slots(studies[0].cfg["cluster"]["slots"])  # (refuses a bad slot count before anything runs)
+        for study in studies:
+            try:
+                study.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"results directory {study.directory} is not writable: {e.strerror or e}") from e
     except (ValueError, OSError, HydraException, OmegaConfBaseException) as e:
         print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 2

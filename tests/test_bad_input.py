@@ -175,7 +175,11 @@ CASES = {
     "damaged checkpoint.pt": Case("suite", (), "checkpoint.pt is damaged or not a checkpoint", damaged_checkpoint),
     "checkpoint.pt of another program": Case("suite", (), "is damaged or not a checkpoint", foreign_checkpoint),
     "results directory is a file": Case("suite", ("results_dir={tmp}/a-file/r",), "is not writable", results_is_a_file),
+    "read-only results directory": Case("suite", ("results_dir=/proc/optbench-results",), "is not writable"),
     # sweeps
+    "read-only results directory for a sweep": Case(
+        "sweep", (*SWEEP, "results_dir=/proc/optbench-results"), "is not writable"
+    ),
     "damaged study.json": Case("sweep", SWEEP, "is not a study record", damaged_study),
     "study directory of another command": Case("sweep", SWEEP, "holds a study with other settings", other_study),
     "subset naming an unknown workload": Case(

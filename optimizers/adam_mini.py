@@ -15,11 +15,26 @@ from workloads.base import ParamRole
 ROLE_PREFIX = {ParamRole.EMBEDDING: "embed", ParamRole.HEAD: "lm_head", ParamRole.NORM: "norm", ParamRole.BIAS: "bias"}
 
 
+# the substrings by which Adam-mini recognises embeddings and output layers (adam_mini.Adam_mini.__init__)
+ADAM_MINI_ROWWISE = ("embed", "embd", "wte", "lm_head", "output", "final_layer")
+
+
+def adam_mini_name(i: int, name: str, role: ParamRole, p) -> str:
+    """The name Adam-mini sees: a bare role name for norms, biases and (token x width) embedding and head matrices;
+    a neutral one for other embeddings (a ViT's class token and position table) and for any parameter whose model
+    name Adam-mini would misread as an embedding or output layer (a ViT's `embed.proj` patch convolution); the
+    model's own name otherwise (Llama names: q_proj, k_proj, ...)."""
+    rowwise = role in (ParamRole.EMBEDDING, ParamRole.HEAD)
+    if role in ROLE_PREFIX and (not rowwise or p.ndim == 2):
+        return f"{ROLE_PREFIX[role]}.{i}"
+    if rowwise or any(s in name for s in ADAM_MINI_ROWWISE):
+        return f"param.{i}"
+    return name
+
+
 def build(params, roles, hp, ctx):
     # Role-named parameters get a bare role name (a model's own names, e.g. 'mlp_norm', could match another rule).
-    named = [
-        (f"{ROLE_PREFIX[roles[n]]}.{i}" if roles[n] in ROLE_PREFIX else n, p) for i, (n, p) in enumerate(params.items())
-    ]
+    named = [(adam_mini_name(i, n, roles[n], p), p) for i, (n, p) in enumerate(params.items())]
     # Q/K are split per head from the model's width and heads; a model without them (CNNs, the quadratic, a ViT
     # with a fused qkv that Adam-mini's names do not match) leaves them unspecified, as the authors allow.
     facts = ctx.model_facts

@@ -10,10 +10,12 @@ import pytest
 import scipy.optimize
 import torch
 from omegaconf import OmegaConf
+from pytorch_optimizer.optimizer.utils.matrix import zero_power_via_newton_schulz_5
 from torch import nn
 
 from optimizers import NAMES, get_spec
 from optimizers.hparams import hyperparameters
+from optimizers.muon import COEFFICIENTS, Muon, newton_schulz_dtype
 from optimizers.schedules import lr_multiplier
 from optimizers.spec import BuildContext
 from suite import rng
@@ -122,21 +124,43 @@ def test_muon_holds_exactly_the_hidden_matrices():
     _, workload, model, opt = lm_setup("muon", 2)
     roles = workload.param_roles(model)
     muon, companion = opt.optimizer.optimizers
-    assert isinstance(muon, torch.optim.Muon) and isinstance(companion, torch.optim.AdamW)
+    assert isinstance(muon, Muon) and isinstance(companion, torch.optim.AdamW)
     in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
     hidden = {id(p) for n, p in model.named_parameters() if roles[n] == ParamRole.HIDDEN_MATRIX}
     assert in_muon == hidden and len(hidden) == 2 * 7  # q, k, v, o, gate, up, down per layer
 
 
 def test_muon_newton_schulz_singular_values():
-    from torch.optim._muon import _zeropower_via_newtonschulz
-
     g = torch.Generator().manual_seed(0)
     for shape in ((64, 128), (128, 64), (32, 256)):  # a square Gaussian matrix has near-zero singular values
         G = torch.randn(*shape, generator=g)
-        X = _zeropower_via_newtonschulz(G, (3.4445, -4.7750, 2.0315), 5, 1e-7)
-        s = torch.linalg.svdvals(X.float())  # the iteration runs in bf16, as in the reference
-        assert 0.6 < s.min() and s.max() < 1.25, (shape, s.min(), s.max())
+        for dtype in (torch.bfloat16, torch.float32):
+            X = zero_power_via_newton_schulz_5(G, 5, 1e-7, weights=COEFFICIENTS, dtype=dtype)
+            s = torch.linalg.svdvals(X.float())
+            assert 0.6 < s.min() and s.max() < 1.25, (shape, dtype, s.min(), s.max())
+
+
+@pytest.mark.parametrize("shape", [(64, 128), (128, 64), (96, 96)])
+def test_muon_is_torch_muon_in_bf16_and_the_same_update_up_to_bf16_rounding_in_fp32(shape):
+    torch.manual_seed(0)
+    a = nn.Parameter(torch.randn(*shape))
+    b, c = nn.Parameter(a.detach().clone()), nn.Parameter(a.detach().clone())
+    settings = dict(lr=0.02, weight_decay=0.01, momentum=0.95, ns_steps=5, adjust_lr_fn="original")
+    start = a.detach().clone()
+    bf16 = Muon([a], **settings, ns_dtype=torch.bfloat16)  # as on CUDA
+    reference = torch.optim.Muon([b], nesterov=True, **settings)
+    fp32 = Muon([c], **settings)  # the CPU's choice
+    assert newton_schulz_dtype(c) == torch.float32
+    for _ in range(3):
+        grad = torch.randn(*shape)
+        for p in (a, b, c):
+            p.grad = grad.clone()
+        for opt in (bf16, reference, fp32):
+            opt.step()
+    assert torch.equal(a, b)  # bf16: torch.optim.Muon's update, bit for bit
+    moved_bf16, moved_fp32 = a.detach() - start, c.detach() - start
+    assert (moved_fp32 - moved_bf16).norm() / moved_bf16.norm() < 0.02  # fp32: within bf16's rounding (2^-8)
+    assert not torch.equal(moved_fp32, moved_bf16)
 
 
 def snapshot(model, opt: Optimization) -> bytes:

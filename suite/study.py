@@ -87,8 +87,12 @@ class Study:
                 f"{self.directory} holds a study with other settings (differs: {', '.join(differing)}); "
                 "give this one its own tuning.name"
             )
-        for trial in saved.get("trials", []):
-            self.propose({k: float(v) for k, v in trial["config"].items()})
+        try:
+            configs = [{k: float(v) for k, v in trial["config"].items()} for trial in saved.get("trials", [])]
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            raise ValueError(f"{path} is not a study record (its trials are damaged); move it away") from e
+        for config in configs:
+            self.propose(config)
 
     def propose(self, config: Config) -> None:
         self.configs.setdefault(key(config), config)

@@ -149,7 +149,10 @@ class Study:
 
     def record(self, command: str, done: bool) -> dict:
         """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
-        best = best_of({k: s for (k, seed), s in self.results().items() if seed == 0 and s is not None})
+        # (a failed or diverged configuration is never the best: it has no result to show)
+        best = best_of(
+            {k: s for (k, seed), s in self.results().items() if seed == 0 and s is not None and s < math.inf}
+        )
         trials = []
         for k, config in sorted(self.configs.items()):
             for seed in range(self.tuning["seeds"]) if best and k == best[0] else (0,):
@@ -180,11 +183,15 @@ class Study:
         if best:
             config = dict(best[0])
             scores = [t["score"] for t in trials if t["trial"] == trial_name(config) and t["score"] is not None]
+            median = sorted(scores)[len(scores) // 2]
+            metric = (read_json(self.run_dir(config, 0) / SUMMARY) or {}).get("metric") or {"name": "loss"}
             study["best"] = {
                 "trial": trial_name(config),
                 "config": config,
                 "hyperparameters": with_values(self.cfg["optimizer"], config),
-                "median_score": sorted(scores)[len(scores) // 2] if scores else None,
+                "median_score": median,  # oriented: lower is better
+                "metric": metric["name"],
+                "median": median if metric.get("lower_is_better", True) else -median,  # in the metric's own sign
                 "seeds": len(scores),
             }
         self.directory.mkdir(parents=True, exist_ok=True)

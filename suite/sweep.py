@@ -28,6 +28,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from optimizers import NAMES
 from suite import CONF_DIR
 from suite.checks import check_cluster, check_group_choices, check_overrides
 from suite.layout import FINISHED, STUDY, SUMMARY
@@ -186,6 +187,19 @@ def subset_tasks(name: str) -> list[Task]:
     return [(w, [f"workload.tokens={b}"] if b else []) for (w, _, _), b in zip(tasks, budgets, strict=True)]
 
 
+# `optimizer=all` and `workload=cpu` on a sweep's command line: the whole zoo, and the workloads whose trials take
+# seconds to minutes on a CPU (the reference leaderboard's)
+ALIASES = {"optimizer": {"all": ",".join(sorted(NAMES))}, "workload": {"cpu": "quadratic,cnn_digits,lm_tiny"}}
+
+
+def expand_aliases(argv: list[str]) -> list[str]:
+    expanded = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        expanded.append(f"{name}={ALIASES[name][value]}" if sep and value in ALIASES.get(name, {}) else arg)
+    return expanded
+
+
 def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
     """optimizer list, tasks (from workload=a,b or subset=<name>), the other overrides, and --force."""
     force = "--force" in argv
@@ -219,6 +233,7 @@ def failure_table(studies: list[Study]) -> list[dict]:
 
 def main(argv: list[str]) -> int:
     try:
+        argv = expand_aliases(argv)
         problem = check_group_choices(argv) or check_overrides(argv) or check_cluster(argv)
         if problem:
             raise ValueError(problem)
@@ -256,7 +271,11 @@ def main(argv: list[str]) -> int:
     for study in studies:
         record = read_json(study.directory / STUDY)
         best = record["best"]
-        shown = f"best {best['config']} score {best['median_score']} ({best['seeds']} seed(s))" if best else "no result"
+        shown = (
+            f"best {best['config']}: {best['metric']} {best['median']:.6g} (median of {best['seeds']} seed(s))"
+            if best
+            else "no configuration finished without failing or diverging"
+        )
         name = f"{study.workload}/{study.optimizer} [{record['protocol']}]"
         print(f"{name}: {record['budget']['configurations']} configurations, {shown} -> {study.directory}/study.json")
     failures = failure_table(studies)

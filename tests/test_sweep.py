@@ -10,8 +10,14 @@ import subprocess
 import sys
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from optimizers import NAMES
+from suite import CONF_DIR
 from suite.protocols import Dim, dims, grid_configs, key, neighbours, next_trials, random_configs, search_batch
+from suite.study import Study
+from suite.sweep import expand_aliases
 from tests.conftest import ROOT
 
 LR = Dim("lr", 1e-4, 1e-1, log=True)
@@ -74,6 +80,35 @@ def test_planner_searches_then_reruns_the_best_on_the_other_seeds_without_any_pr
     assert next_trials("random", start, [LR, WD], settings, failed) == []
     with pytest.raises(ValueError, match="unknown protocol 'bayes'"):
         next_trials("bayes", start, [LR, WD], settings, {})
+
+
+def test_aliases_name_the_whole_zoo_and_the_cpu_workloads():
+    expanded = expand_aliases(["optimizer=all", "workload=cpu", "seed=all"])
+    assert expanded[0] == f"optimizer={','.join(sorted(NAMES))}" and len(NAMES) == 18
+    assert expanded[1:] == ["workload=quadratic,cnn_digits,lm_tiny", "seed=all"]  # (only those two keys)
+
+
+def study_with_one_record(tmp_path, summary: dict) -> Study:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = OmegaConf.to_container(
+            compose("config", ["workload=cnn_digits", f"results_dir={tmp_path}"]), resolve=True
+        )
+    study = Study("adamw", "cnn_digits", cfg, [], force=False)
+    (config, _), *_ = study.next_trials()  # the default protocol: the defaults, once
+    directory = study.run_dir(config, 0)
+    directory.mkdir(parents=True)
+    (directory / "summary.json").write_text(json.dumps(summary))
+    return study
+
+
+def test_the_best_is_shown_in_the_metrics_own_sign_and_a_failed_configuration_is_never_best(tmp_path):
+    accuracy = {"name": "accuracy", "lower_is_better": False}
+    done = {"status": "completed", "metric": accuracy, "final": {"accuracy": 0.994, "loss": 0.03}}
+    best = study_with_one_record(tmp_path / "a", done).record("python -m suite.sweep", done=True)["best"]
+    assert best["metric"] == "accuracy" and best["median"] == 0.994 and best["median_score"] == -0.994
+    failed = {"status": "failed", "metric": accuracy, "final": None, "error": "RuntimeError: boom"}
+    record = study_with_one_record(tmp_path / "f", failed).record("python -m suite.sweep", done=True)
+    assert record["best"] is None and record["status"] == "incomplete"
 
 
 def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):

@@ -3,10 +3,8 @@ matrices and conv kernels; an AdamW companion for the embeddings, the output hea
 
 The step is written from the algorithm (as torch.optim.Muon and the reference muon.py compute it: Nesterov
 momentum, the quintic iteration with coefficients (3.4445, -4.7750, 2.0315) for `ns_steps` steps, the
-`adjust_lr_fn` scaling, decoupled weight decay); the iteration itself is pytorch-optimizer's
-`zero_power_via_newton_schulz_5`. It runs in bfloat16 on CUDA, as the reference does for GPUs' fast bf16 matrix
-units, and in float32 on CPUs, whose bf16 matmuls are 20-50x slower than fp32 without such units: the same
-update up to bf16 rounding (tests/test_optimizers.py checks both, and bf16 against torch.optim.Muon). Conv kernels
+`adjust_lr_fn` scaling, decoupled weight decay); the iteration is optimizers/newton_schulz.py's (bf16 on CUDA,
+fp32 on CPUs; tests/test_optimizers.py checks bf16 against torch.optim.Muon bit for bit). Conv kernels
 (out, in, kh, kw) are orthogonalised as their (out, in*kh*kw) views, the reference's flattening."""
 
 from __future__ import annotations
@@ -14,20 +12,15 @@ from __future__ import annotations
 import math
 
 import torch
-from pytorch_optimizer.optimizer.utils.matrix import zero_power_via_newton_schulz_5
 
+from optimizers.newton_schulz import orthogonalise, precision
 from optimizers.spec import ChainedOptimizer, OptimizerSpec, on_cuda, split_by_roles
 from workloads.base import ParamRole
 
-COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # the reference muon.py's quintic coefficients
 LR_SCALES = {  # torch.optim.Muon's adjust_lr_fn choices, from the matrix's (rows, cols)
     "original": lambda rows, cols: math.sqrt(max(1.0, rows / cols)),  # the reference
     "match_rms_adamw": lambda rows, cols: 0.2 * math.sqrt(max(rows, cols)),  # Moonlight (Liu et al. 2025)
 }
-
-
-def newton_schulz_dtype(param: torch.Tensor) -> torch.dtype:
-    return torch.bfloat16 if param.is_cuda else torch.float32
 
 
 class Muon(torch.optim.Optimizer):
@@ -70,10 +63,7 @@ class Muon(torch.optim.Optimizer):
                 buf = state["momentum_buffer"]
                 buf.lerp_(grad, 1 - momentum)
                 update = grad.lerp(buf, momentum) if group["nesterov"] else buf
-                dtype = self.ns_dtype or newton_schulz_dtype(p)
-                ortho = zero_power_via_newton_schulz_5(
-                    update, group["ns_steps"], group["eps"], weights=COEFFICIENTS, dtype=dtype
-                )
+                ortho = orthogonalise(update, group["ns_steps"], self.ns_dtype or precision(p), group["eps"])
                 scale = LR_SCALES[group["adjust_lr_fn"]](*grad.shape)
                 p.mul_(1 - lr * group["weight_decay"])
                 p.add_(ortho.view_as(p), alpha=-lr * scale)

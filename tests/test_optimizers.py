@@ -10,13 +10,14 @@ import pytest
 import scipy.optimize
 import torch
 from omegaconf import OmegaConf
-from pytorch_optimizer.optimizer.utils.matrix import zero_power_via_newton_schulz_5
 from torch import nn
 
 from optimizers import NAMES, get_spec
 from optimizers.hparams import hyperparameters
-from optimizers.muon import COEFFICIENTS, Muon, newton_schulz_dtype
+from optimizers.muon import Muon
+from optimizers.newton_schulz import orthogonalise, precision
 from optimizers.schedules import lr_multiplier
+from optimizers.scion import Scion
 from optimizers.spec import BuildContext
 from suite import rng
 from suite.trainer import Optimization, evaluate, train_step
@@ -135,7 +136,7 @@ def test_muon_newton_schulz_singular_values():
     for shape in ((64, 128), (128, 64), (32, 256)):  # a square Gaussian matrix has near-zero singular values
         G = torch.randn(*shape, generator=g)
         for dtype in (torch.bfloat16, torch.float32):
-            X = zero_power_via_newton_schulz_5(G, 5, 1e-7, weights=COEFFICIENTS, dtype=dtype)
+            X = orthogonalise(G, 5, dtype)
             s = torch.linalg.svdvals(X.float())
             assert 0.6 < s.min() and s.max() < 1.25, (shape, dtype, s.min(), s.max())
 
@@ -150,7 +151,7 @@ def test_muon_is_torch_muon_in_bf16_and_the_same_update_up_to_bf16_rounding_in_f
     bf16 = Muon([a], **settings, ns_dtype=torch.bfloat16)  # as on CUDA
     reference = torch.optim.Muon([b], nesterov=True, **settings)
     fp32 = Muon([c], **settings)  # the CPU's choice
-    assert newton_schulz_dtype(c) == torch.float32
+    assert precision(c) == torch.float32
     for _ in range(3):
         grad = torch.randn(*shape)
         for p in (a, b, c):
@@ -160,6 +161,76 @@ def test_muon_is_torch_muon_in_bf16_and_the_same_update_up_to_bf16_rounding_in_f
     assert torch.equal(a, b)  # bf16: torch.optim.Muon's update, bit for bit
     moved_bf16, moved_fp32 = a.detach() - start, c.detach() - start
     assert (moved_fp32 - moved_bf16).norm() / moved_bf16.norm() < 0.02  # fp32: within bf16's rounding (2^-8)
+    assert not torch.equal(moved_fp32, moved_bf16)
+
+
+def test_scion_follows_the_authors_algorithm_step_by_step():
+    """Two steps on lm_tiny's roles, each update computed here from the paper's formulas (the momentum average,
+    the constrained decay, one LMO and radius per role), Newton-Schulz in fp32 as on the CPU."""
+    _, workload, model, opt = lm_setup("scion", 4)
+    scion = opt.optimizer
+    assert isinstance(scion, Scion)
+    roles = workload.param_roles(model)
+    by_role = {g["lmo"]: g for g in scion.param_groups}
+    assert {g["lmo"]: g["scale"] for g in scion.param_groups} == {
+        "spectral": 3.0,
+        "embedding": 1.0,
+        "sign": 10.0,
+        "bias_rms": 1.0,  # the authors' GPT radii; norms 1
+    }
+    assert by_role["spectral"]["lr"] == 0.01 and by_role["spectral"]["momentum"] == 0.1
+    named = dict(model.named_parameters())
+    embed, head = named["embed.weight"], named["lm_head.weight"]
+    hidden = next(p for n, p in named.items() if roles[n] == ParamRole.HIDDEN_MATRIX)
+    norm = next(p for n, p in named.items() if roles[n] == ParamRole.NORM)
+    watched = {"embed": embed, "head": head, "hidden": hidden, "norm": norm}
+    buffers = {}
+    for step in range(2):
+        before = {k: p.detach().clone() for k, p in watched.items()}
+        opt.set_lr(step)
+        lr = scion.param_groups[0]["lr"]
+        workload.loss(model, workload.train_batch(step, 0)).backward()
+        grads = {k: p.grad.detach().clone() for k, p in watched.items()}
+        scion.step()
+        scion.zero_grad(set_to_none=True)
+        for k, g in grads.items():
+            buffers[k] = g if step == 0 else 0.9 * buffers[k] + 0.1 * g
+        d = buffers
+        rms_rows = d["embed"].pow(2).mean(dim=1, keepdim=True).sqrt()
+        expected = {
+            "embed": 1.0 * d["embed"] / (rms_rows + 1e-8),  # unit RMS per token vector
+            "head": 10.0 * torch.sign(d["head"]) / head.shape[1],
+            "hidden": 3.0
+            * orthogonalise(d["hidden"], 5, torch.float32)
+            * max(1.0, (hidden.shape[0] / hidden.shape[1]) ** 0.5),
+            "norm": 1.0 * d["norm"] / (d["norm"].pow(2).mean().sqrt() + 1e-8),
+        }
+        for k, p in watched.items():
+            want = before[k] * (1 - lr) - lr * expected[k]
+            assert torch.allclose(p.detach(), want, rtol=1e-5, atol=1e-7), (step, k)
+        assert lr > 0
+    seen = rms_rows.squeeze(1) > 1e-6  # tokens in the batches: their update vectors have unit RMS
+    assert 0 < seen.sum() < len(seen)
+    assert torch.allclose(expected["embed"][seen].pow(2).mean(dim=1), torch.tensor(1.0), atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(64, 128), (128, 64), (32, 64, 3, 3)])
+def test_scion_fp32_newton_schulz_is_the_bf16_update_up_to_bf16_rounding(shape):
+    torch.manual_seed(0)
+    a = nn.Parameter(torch.randn(*shape))
+    b = nn.Parameter(a.detach().clone())
+    lmo = "spectral" if len(shape) == 2 else "spectral_conv"
+    settings = dict(lr=0.01, momentum=0.1, constrained=True, ns_steps=5)
+    bf16 = Scion([{"params": [a], "lmo": lmo, "scale": 3.0}], **settings, ns_dtype=torch.bfloat16)  # as on CUDA
+    fp32 = Scion([{"params": [b], "lmo": lmo, "scale": 3.0}], **settings)  # the CPU's choice
+    start = a.detach().clone()
+    for _ in range(3):
+        grad = torch.randn(*shape)
+        a.grad, b.grad = grad.clone(), grad.clone()
+        bf16.step()
+        fp32.step()
+    moved_bf16, moved_fp32 = a.detach() - start, b.detach() - start
+    assert (moved_fp32 - moved_bf16).norm() / moved_bf16.norm() < 0.02
     assert not torch.equal(moved_fp32, moved_bf16)
 
 

@@ -96,6 +96,11 @@ def run_dir(cfg: dict) -> Path:
     return trial / f"seed{cfg['seed']}"
 
 
+def results_dir_of(run_directory: Path) -> Path:
+    """The results directory holding a run directory (run_dir's inverse)."""
+    return run_directory.parents[3]
+
+
 def study_dir(results_dir, workload: str, optimizer: str, tuning_name: str, budget_tokens: str | None) -> Path:
     """<results_dir>/<workload>/<optimizer>/study-<tuning.name>[-<tokens>tokens]/"""
     name = f"study-{check_name('tuning', tuning_name)}" + (f"-{budget_tokens}tokens" if budget_tokens else "")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from optimizers.hparams import hyperparameters, validate_search_space
+from optimizers.hparams import hyperparameters, validate, validate_search_space
 from suite import declared_hyperparameters
 from suite.layout import FINISHED, STUDY, SUMMARY, is_study_defining, run_dir, study_dir
 from suite.protocols import Config, Dim, best_of, dims, key, next_trials
@@ -59,6 +59,7 @@ class Study:
         self.directory = study_dir(cfg["results_dir"], workload, optimizer, self.tuning["name"], budget)
         self.configs: dict[tuple, Config] = {}  # every configuration proposed so far
         self.attempted: set[tuple[tuple, int]] = set()  # (config key, seed) launched by this invocation
+        self.refused: dict[tuple, str] = {}  # configurations the optimizer refuses, with the refusal: never launched
         self.load()
 
     def settings(self) -> dict:
@@ -114,8 +115,25 @@ class Study:
         cfg["seed"] = seed
         return run_dir(cfg)
 
+    def refuse(self, config: Config) -> bool:
+        """Whether the optimizer refuses this configuration's values (a search range reaching past what it accepts,
+        beta2 = 1.5 say), checked as the trial would check them; the refusal is remembered, and such a
+        configuration is never launched: it would be refused the same way every time."""
+        if key(config) not in self.refused:
+            try:
+                validate(
+                    self.optimizer, with_values(self.cfg["optimizer"], config), declared_hyperparameters(self.optimizer)
+                )
+                return False
+            except ValueError as e:
+                self.refused[key(config)] = str(e)
+        return True
+
     def outcome(self, config: Config, seed: int) -> tuple[str | None, float]:
-        """(status, score): score is the final metric oriented so lower is better, +inf when diverged or failed."""
+        """(status, score): score is the final metric oriented so lower is better, +inf when diverged, failed or
+        refused."""
+        if key(config) in self.refused:
+            return "refused", math.inf
         summary = read_json(self.run_dir(config, seed) / SUMMARY) or {}
         status = summary.get("status")
         if status in FINISHED and self.force and (key(config), seed) not in self.attempted:
@@ -133,16 +151,20 @@ class Study:
         for k, config in self.configs.items():
             for seed in range(self.tuning["seeds"]):
                 status, score = self.outcome(config, seed)
-                if status in FINISHED or (k, seed) in self.attempted:
-                    scores[(k, seed)] = score if status in (*FINISHED, "failed") else None
+                if status in (*FINISHED, "refused") or (k, seed) in self.attempted:
+                    scores[(k, seed)] = score if status in (*FINISHED, "failed", "refused") else None
         return scores
 
     def next_trials(self) -> list[tuple[Config, int]]:
-        """What the protocol's planner asks for next, given this study's results; proposals are remembered."""
-        pairs = next_trials(self.tuning["protocol"], self.start, self.space, self.tuning, self.results())
-        for config, _ in pairs:
-            self.propose(config)
-        return pairs
+        """What the protocol's planner asks for next, given this study's results, less the configurations the
+        optimizer refuses (the planner hears of them as failed, and asks again); proposals are remembered."""
+        while True:
+            pairs = next_trials(self.tuning["protocol"], self.start, self.space, self.tuning, self.results())
+            for config, _ in pairs:
+                self.propose(config)
+            runnable = [(c, seed) for c, seed in pairs if not self.refuse(c)]
+            if runnable or not pairs:
+                return runnable
 
     def launched(self, pairs: list[tuple[Config, int]]) -> None:
         self.attempted.update((key(c), s) for c, s in pairs)

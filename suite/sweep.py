@@ -32,7 +32,8 @@ from optimizers import NAMES
 from suite import CONF_DIR
 from suite.checks import check_cluster, check_group_choices, check_overrides
 from suite.layout import FINISHED, STUDY, SUMMARY
-from suite.protocols import Config
+from suite.progress import Progress
+from suite.protocols import Config, key
 from suite.records import read_json
 from suite.study import Study
 
@@ -114,9 +115,46 @@ def local_slots(setting) -> list[dict]:
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
-def run_job(job: Job, env_extra: dict, log: Path) -> int:
-    """Run one job in a child process that dies with the driver (a killed sweep leaves no trial running behind it,
-    to race the rerun), pinned to its slot's cores."""
+class Stop:
+    """Ctrl-C on a sweep: no further job starts, and every running job is asked to stop with SIGTERM, the
+    preemption signal (each running trial checkpoints at its next step boundary and exits, so rerunning the
+    command resumes it); a second Ctrl-C kills them at once. Jobs run in their own sessions, so the terminal's
+    Ctrl-C reaches the driver only."""
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self.presses = 0
+        self.running: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+
+    def handle(self, signum, frame) -> None:
+        self.presses += 1
+        self.requested.set()
+        if self.presses == 1:
+            print(
+                "\nstopping: running trials checkpoint and stop (Ctrl-C again kills them)", file=sys.stderr, flush=True
+            )
+        self.signal_all(signal.SIGTERM if self.presses == 1 else signal.SIGKILL)
+
+    def signal_all(self, signum: int) -> None:
+        with self.lock:
+            running = list(self.running)
+        for proc in running:
+            self.signal(proc, signum)
+
+    @staticmethod
+    def signal(proc: subprocess.Popen, signum: int) -> None:
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def run_job(job: Job, env_extra: dict, log: Path, stop: Stop) -> int | None:
+    """Run one job in a child process of its own session that dies with the driver (a killed sweep leaves no
+    trial running behind it, to race the rerun), pinned to its slot's cores; None when the sweep is stopping."""
+    if stop.requested.is_set():
+        return None
     env = {**os.environ, **env_extra}
     cores = env_extra.get("CPU_CORES")
 
@@ -129,17 +167,41 @@ def run_job(job: Job, env_extra: dict, log: Path) -> int:
     with open(log, "a") as out:
         out.write("$ " + shlex.join(job.argv()) + "\n")
         out.flush()
-        return subprocess.run(job.argv(), env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=in_child).returncode
+        proc = subprocess.Popen(
+            job.argv(), env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=in_child, start_new_session=True
+        )
+        with stop.lock:
+            stop.running.add(proc)
+        if stop.requested.is_set():  # (Ctrl-C came while it started)
+            stop.signal(proc, signal.SIGTERM)
+        try:
+            return proc.wait()
+        finally:
+            with stop.lock:
+                stop.running.discard(proc)
 
 
-def launch(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict, round_no: int) -> None:
-    """Run one round of every study: locally through a pool of pinned slots, or one SLURM array per study."""
+def launch(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict, round_no: int, stop: Stop) -> None:
+    """Run one round of every study, locally through a pool of pinned slots or one SLURM array per study,
+    printing the round's progress as its trials finish."""
+    progress = Progress([study.run_dir(c, seed) for study, pairs in batches for c, seed in pairs])
+    finished = threading.Event()
+    watcher = threading.Thread(target=progress.watch, args=(finished, lambda line: print(line, flush=True)))
+    watcher.start()
+    try:
+        run_round(batches, cluster, round_no, stop)
+    finally:
+        finished.set()
+        watcher.join()
+
+
+def run_round(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict, round_no: int, stop: Stop):
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     if cluster["kind"] == "slurm":
         work = [job for study, pairs in batches for job in jobs_for(study, pairs, 1)]
         with ThreadPoolExecutor(max_workers=max(1, len(work))) as pool:
             logs = [job.study.directory / "logs" / f"{stamp}-r{round_no}.log" for job in work]
-            list(pool.map(run_job, work, [{}] * len(work), logs))
+            list(pool.map(run_job, work, [{}] * len(work), logs, [stop] * len(work)))
         return
     slots = local_slots(cluster["slots"])
     free: list[dict] = list(slots)
@@ -152,7 +214,7 @@ def launch(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict,
             slot = free.pop()
         try:
             log = job.study.directory / "logs" / f"{stamp}-r{round_no}-slot{slots.index(slot)}.log"
-            run_job(job, slot, log)
+            run_job(job, slot, log, stop)
         finally:
             with guard:
                 free.append(slot)
@@ -226,9 +288,43 @@ def failure_table(studies: list[Study]) -> list[dict]:
         for trial in read_json(study.directory / STUDY)["trials"]:
             if trial["status"] not in FINISHED:
                 summary = read_json(Path(trial["run_dir"]) / SUMMARY) or {}
-                reason = summary.get("error") or ("never started" if trial["status"] is None else trial["status"])
+                reason = (
+                    study.refused.get(key(trial["config"]))
+                    or summary.get("error")
+                    or ("never started" if trial["status"] is None else trial["status"])
+                )
                 rows.append({"study": f"{study.workload}/{study.optimizer}", **trial, "reason": reason})
     return rows
+
+
+def rerun_may_help(row: dict) -> bool:
+    """A trial that never started, was stopped or killed mid-way, or ran out of memory or disk may finish when
+    run again; one that raised an error in training raises it again (trials are deterministic)."""
+    return row["status"] in (None, "running") or row["reason"].split(":")[0] in (
+        "interrupted",
+        "MemoryError",
+        "OSError",
+    )
+
+
+def report_failures(failures: list[dict], command: str) -> None:
+    print(f"\n{len(failures)} trial(s) did not finish:")
+    print(f"{'study':<28} {'trial':<12} {'seed':>4}  reason")
+    for f in failures:
+        print(f"{f['study']:<28} {f['trial']:<12} {f['seed']:>4}  {f['reason']}")
+    retry = [f for f in failures if rerun_may_help(f)]
+    errors = len(failures) - len(retry)
+    if errors:
+        print(
+            f"\n{errors} of them were refused or raised an error in training, which rerunning repeats (trials are "
+            "deterministic): the reason is above, the whole error in the run directory's summary.json and the slot "
+            "log under the study's logs/; fix its cause (a search range, a setting) before rerunning"
+        )
+    if retry:
+        print(
+            f"\n{len(retry)} stopped or never started; rerunning continues them (finished trials are skipped):"
+            f" {command}"
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -255,6 +351,8 @@ def main(argv: list[str]) -> int:
         return 2
     cluster = studies[0].cfg["cluster"]
     command = shlex.join(["python", "-m", "suite.sweep", *argv])
+    stop = Stop()
+    signal.signal(signal.SIGINT, stop.handle)
     round_no = 0
     while True:
         batches = [(s, pairs) for s in studies if (pairs := s.next_trials())]
@@ -265,7 +363,15 @@ def main(argv: list[str]) -> int:
         round_no += 1
         count = sum(len(p) for _, p in batches)
         print(f"round {round_no}: {count} trial(s) in {len(batches)} study(ies)", flush=True)
-        launch(batches, cluster, round_no)
+        launch(batches, cluster, round_no, stop)
+        if stop.requested.is_set():
+            for study in studies:
+                study.record(command, done=False)
+            print(
+                "stopped: finished trials are kept, and stopped ones resume from their checkpoints when you rerun:"
+                f" {command}"
+            )
+            return 130
         for study, pairs in batches:
             study.launched(pairs)
     for study in studies:
@@ -280,11 +386,7 @@ def main(argv: list[str]) -> int:
         print(f"{name}: {record['budget']['configurations']} configurations, {shown} -> {study.directory}/study.json")
     failures = failure_table(studies)
     if failures:
-        print(f"\n{len(failures)} trial(s) did not finish:")
-        print(f"{'study':<28} {'trial':<12} {'seed':>4}  reason")
-        for f in failures:
-            print(f"{f['study']:<28} {f['trial']:<12} {f['seed']:>4}  {f['reason']}")
-        print(f"\nrelaunch only these (finished trials are skipped): {command}")
+        report_failures(failures, command)
         return 1
     return 0
 

@@ -27,6 +27,7 @@ from suite.layout import (
     SUMMARY,
     is_finished,
     replaced_dir,
+    results_dir_of,
     resume_differences,
     run_dir,
     unclassified,
@@ -287,12 +288,22 @@ def print_summary(summary: dict, directory: Path) -> None:
             )
         )
         lines.append(f"target   {target}")
+        if s["target"] is not None and not ttt:
+            lines.append(
+                "         (set by AdamW tuned by random search at the workload's default budget: a run at an\n"
+                "         optimizer's default hyperparameters is expected to miss it; compare tuned optimizers)"
+            )
     total = f"{s['params_total']:,}" if "params_total" in s else "?"
     lines.append(
         f"model    {s['params_non_embedding']:,} non-embedding / {total} total parameters; "
         f"peak memory {s['peak_mem_bytes'] / 2**20:,.0f} MiB"
     )
     lines.append(f"record   {directory}")
+    results = results_dir_of(directory)
+    lines.append(
+        f"next     tune it: python -m suite.sweep optimizer={s['optimizer']} workload={s['workload']} tuning=random"
+        f" results_dir={results}\n         compare: python -m analysis report {results} --out report"
+    )
     print("\n".join(lines))
 
 
@@ -348,10 +359,18 @@ def run(cfg) -> int:
         try:
             summary = finish(plan, summary, execute(plan, summary, resume, preemption), None, write)
         except (Exception, KeyboardInterrupt) as e:
-            traceback.print_exc()
-            error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+            interrupted = isinstance(e, KeyboardInterrupt)
+            if not interrupted:  # (Ctrl-C is the user's choice, not an error to debug)
+                traceback.print_exc()
+            error = "interrupted" if interrupted else f"{type(e).__name__}: {e}"
             print_summary(finish(plan, summary, None, error, write), plan.directory)
-            return 130 if isinstance(e, KeyboardInterrupt) else 1
+            if interrupted:
+                saved = (plan.directory / CHECKPOINT).is_file()
+                print(
+                    "rerun the same command to "
+                    + ("continue from its last checkpoint" if saved else "start it again (checkpoint_every=N saves)")
+                )
+            return 130 if interrupted else 1
     if not write:
         return 0
     (plan.directory / CHECKPOINT).unlink(missing_ok=True)

@@ -49,6 +49,9 @@ def test_trial_writes_complete_record(results):
     assert run.relative_to(results).parts[:2] == ("lm_tiny", "adamw")
     assert run.name == "seed0"
     assert str(run) in proc.stdout  # the summary screen names the record
+    # ... says what a missed target means and what to run next
+    assert "target 2.0482: missed" in proc.stdout and "expected to miss it" in proc.stdout
+    assert f"python -m suite.sweep optimizer=adamw workload=lm_tiny tuning=random results_dir={results}" in proc.stdout
 
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["optimizer"]["name"] == "adamw" and config["workload"]["tokens"] == 8192

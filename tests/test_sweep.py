@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -15,9 +19,10 @@ from omegaconf import OmegaConf
 
 from optimizers import NAMES
 from suite import CONF_DIR
+from suite.progress import Progress
 from suite.protocols import Dim, dims, grid_configs, key, neighbours, next_trials, random_configs, search_batch
 from suite.study import Study
-from suite.sweep import expand_aliases
+from suite.sweep import expand_aliases, rerun_may_help
 from tests.conftest import ROOT
 
 LR = Dim("lr", 1e-4, 1e-1, log=True)
@@ -150,17 +155,30 @@ def test_coordinate_descent_study_and_refusal_of_other_settings(tmp_path):
     assert len(changed.stderr.strip().splitlines()) == 1 and path.read_text() == before
 
 
-def test_failed_trials_end_in_a_table_with_the_relaunch_command(tmp_path):
+def test_refused_configurations_are_never_launched_and_the_table_says_rerunning_repeats_them(tmp_path):
     space = "optimizer.search_space={betas.1:{low:0.9,high:1.5,scale:linear}}"  # with lr, weight decay: 2 x 2 x 2
     args = [*QUICK, "optimizer=adamw", "tuning=grid", "tuning.grid_points=2", space, f"results_dir={tmp_path}"]
     proc = sweep(*args)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "4 trial(s) did not finish" in proc.stdout  # beta2 = 1.5 is refused by AdamW; the other four ran
-    assert "relaunch only these" in proc.stdout and "python -m suite.sweep" in proc.stdout
+    assert "every value of betas must be in [0, 1)" in proc.stdout  # the refusal, in the table
+    assert "4 of them were refused or raised an error" in proc.stdout and "rerunning continues" not in proc.stdout
     study = json.loads((tmp_path / "quadratic" / "adamw" / "study-grid" / "study.json").read_text())
     statuses = {t["config"]["betas.1"]: t["status"] for t in study["trials"]}
-    assert statuses == {0.9: "completed", 1.5: None} and len(study["trials"]) == 8
+    assert statuses == {0.9: "completed", 1.5: "refused"} and len(study["trials"]) == 8
     assert study["status"] == "incomplete"
+    assert len(list(tmp_path.rglob("summary.json"))) == 4  # the refused four were never launched
+
+
+def test_failure_table_offers_a_rerun_only_for_trials_a_rerun_can_finish():
+    def row(status, reason):
+        return {"status": status, "reason": reason}
+
+    assert rerun_may_help(row(None, "never started"))  # the sweep stopped before it
+    assert rerun_may_help(row("running", "running"))  # killed mid-way: resumes from its checkpoint
+    assert rerun_may_help(row("failed", "MemoryError: out of memory"))
+    assert not rerun_may_help(row("failed", "RuntimeError: shapes do not match"))  # deterministic
+    assert not rerun_may_help(row("refused", "optimizer adamw: every value of betas must be in [0, 1)"))
 
 
 @pytest.mark.parametrize(
@@ -195,3 +213,87 @@ def test_a_sweep_runs_the_tasks_of_a_representative_subset(tmp_path):
     assert (tmp_path / "quadratic" / "sgd" / "study-default-2560tokens" / "study.json").is_file()
     missing = sweep("subset=nothing", f"results_dir={tmp_path}")
     assert missing.returncode == 2 and "unknown subset 'nothing'" in missing.stderr
+
+
+def test_progress_counts_the_rounds_trials_as_they_end_and_estimates_what_is_left(tmp_path):
+    clock = [1000.0]
+    dirs = [tmp_path / f"t{i}" for i in range(4)]
+    for d in dirs:
+        d.mkdir()
+    old = dirs[3] / "summary.json"  # a failed record from an earlier invocation, relaunched in this round
+    old.write_text(json.dumps({"status": "failed"}))
+    os.utime(old, (900.0, 900.0))
+    progress = Progress(dirs, clock=lambda: clock[0])
+    assert progress.line() == "  0/4 trials done · 0 failed · 0 diverged · 0m00s elapsed"
+    for d, status in zip(dirs, ("completed", "diverged", "running"), strict=False):
+        (d / "summary.json").write_text(json.dumps({"status": status}))
+        os.utime(d / "summary.json", (1010.0, 1010.0))
+    clock[0] = 1060.0
+    assert progress.line() == "  2/4 trials done · 0 failed · 1 diverged · 1m00s elapsed · about 1m00s left"
+    old.write_text(json.dumps({"status": "failed"}))
+    os.utime(old, (1070.0, 1070.0))
+    clock[0] = 1090.0
+    assert "3/4 trials done · 1 failed" in progress.line()
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_ctrl_c_stops_every_slot_checkpoints_running_trials_and_the_rerun_resumes_them(tmp_path):
+    """Two slots each running a long trial; Ctrl-C (SIGINT to the driver) stops the sweep without a traceback,
+    leaves no process behind, launches none of the queued trials, and each running trial is checkpointed, so the
+    rerun resumes it."""
+    args = [
+        "workload=quadratic",
+        "workload.steps=400000",
+        "eval_every=400000",
+        "log_every=1000",
+        "optimizer=sgd",
+        "tuning=random",
+        "tuning.trials=4",
+        "cluster.slots=2",
+        f"results_dir={tmp_path}",
+    ]
+
+    def start() -> subprocess.Popen:
+        argv = [sys.executable, "-m", "suite.sweep", *args]
+        return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def statuses() -> list[dict]:
+        return [json.loads(p.read_text()) for p in tmp_path.rglob("summary.json")]
+
+    proc = start()
+    wait_for(lambda: len([s for s in statuses() if s["status"] == "running"]) == 2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "stopped" in out, out + err
+    time.sleep(0.5)
+    assert processes_mentioning(str(tmp_path)) == []  # no slot or trial runs on
+    assert [s["status"] for s in statuses()] == ["running", "running"]  # the two queued ones never started
+    checkpoints = list(tmp_path.rglob("checkpoint.pt"))
+    assert len(checkpoints) == 2
+
+    again = start()  # resumes both from their checkpoints
+    wait_for(lambda: sum(bool(s.get("resumed_from_steps")) for s in statuses()) == 2)
+    again.send_signal(signal.SIGINT)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 130 and "Traceback" not in err, out + err
+    assert all(s["resumed_from_steps"][0] > 0 for s in statuses())
+    assert processes_mentioning(str(tmp_path)) == []

@@ -100,7 +100,13 @@ def validate(name: str, hp: Mapping, declared: Mapping) -> None:
         raise ValueError(
             f"optimizer {name}: {', '.join(missing)} missing (every declared hyperparameter needs a value)"
         )
-    for key, value in hp.items():
+    check_values(name, hp, declared)
+
+
+def check_values(name: str, values: Mapping, declared: Mapping) -> None:
+    """Refuse keys the YAML does not declare and values of the wrong type or range (validate's check of each
+    value: a sweep checks a configuration's searched values with it before launching the trial)."""
+    for key, value in values.items():
         if key not in declared:
             raise ValueError(f"optimizer {name}: unknown hyperparameter {key!r}; valid: {', '.join(sorted(declared))}")
         expected = type_problem(value, declared[key])

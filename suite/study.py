@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from optimizers.hparams import hyperparameters, validate, validate_search_space
+from optimizers.hparams import check_values, hyperparameters, validate_search_space
 from suite import declared_hyperparameters
 from suite.layout import FINISHED, STUDY, SUMMARY, is_study_defining, run_dir, study_dir
 from suite.protocols import Config, Dim, best_of, dims, key, next_trials
@@ -120,10 +120,10 @@ class Study:
         beta2 = 1.5 say), checked as the trial would check them; the refusal is remembered, and such a
         configuration is never launched: it would be refused the same way every time."""
         if key(config) not in self.refused:
+            hp = with_values(self.cfg["optimizer"], config)
+            searched = {h: hp[h] for h in {k.partition(".")[0] for k in config}}
             try:
-                validate(
-                    self.optimizer, with_values(self.cfg["optimizer"], config), declared_hyperparameters(self.optimizer)
-                )
+                check_values(self.optimizer, searched, declared_hyperparameters(self.optimizer))
                 return False
             except ValueError as e:
                 self.refused[key(config)] = str(e)

@@ -1,5 +1,6 @@
 """Muon (Jordan et al. 2024): momentum SGD whose update is orthogonalised by a Newton–Schulz iteration, on hidden
-matrices and conv kernels; an AdamW companion for the embeddings, the output head, norms and biases.
+matrices and conv kernels; an AdamW companion for the input layer (embeddings, a CNN's first convolution), the
+output head, norms and biases, as the reference assigns them ("hidden weight layers" only).
 
 The step is written from the algorithm (as torch.optim.Muon and the reference muon.py compute it: Nesterov
 momentum, the quintic iteration with coefficients (3.4445, -4.7750, 2.0315) for `ns_steps` steps, the
@@ -70,7 +71,7 @@ class Muon(torch.optim.Optimizer):
 
 
 def build(params, roles, hp, ctx) -> ChainedOptimizer:
-    matrices, rest = split_by_roles(params, roles, {ParamRole.HIDDEN_MATRIX, ParamRole.CONV_KERNEL})
+    matrices, rest = split_by_roles(params, roles, {ParamRole.HIDDEN_MATRIX, ParamRole.CONV_KERNEL})  # not STEM
     optimizers = []
     if matrices:
         optimizers.append(

@@ -67,6 +67,7 @@ LMOS = {
 ROLES = {  # role: (LMO, the hyperparameter holding its radius)
     ParamRole.HIDDEN_MATRIX: ("spectral", "hidden_scale"),
     ParamRole.CONV_KERNEL: ("spectral_conv", "hidden_scale"),
+    ParamRole.STEM: ("spectral_conv", "hidden_scale"),  # the authors' CNN example: every conv, the first too
     ParamRole.EMBEDDING: ("embedding", "embedding_scale"),
     ParamRole.HEAD: ("sign", "head_scale"),
     ParamRole.NORM: ("bias_rms", "norm_scale"),

@@ -185,7 +185,8 @@ def test_vit_and_resnet_roles(tmp_path):
     assert roles["blocks.0.qkv.weight"] == ParamRole.HIDDEN_MATRIX and roles["norm.weight"] == ParamRole.NORM
     resnet = build_workload(workload_cfg("workload=resnet18_w16_cifar10", f"workload.data.path={data}")["workload"])
     roles = resnet.param_roles(resnet.build_model(0))
-    assert roles["stem.0.weight"] == roles["blocks.2.shortcut.0.weight"] == ParamRole.CONV_KERNEL
+    assert roles["stem.0.weight"] == ParamRole.STEM  # the input layer (Muon's reference gives it to AdamW)
+    assert roles["blocks.0.conv1.weight"] == roles["blocks.2.shortcut.0.weight"] == ParamRole.CONV_KERNEL
     assert roles["blocks.0.bn1.weight"] == ParamRole.NORM and roles["head.bias"] == ParamRole.BIAS
 
 
@@ -262,6 +263,28 @@ def test_schedule_free_evaluation_recomputes_batch_norm_statistics():
     y, x = reference.features[0].weight, expected_model.features[0].weight
     assert torch.allclose(model.features[0].weight, y, rtol=1e-6, atol=1e-8)
     assert not torch.allclose(model.features[0].weight, x, rtol=1e-3, atol=1e-5)
+
+
+def test_muon_gives_the_first_convolution_to_its_adamw_companion_as_the_reference_does():
+    workload, model, opt = digits_setup("muon")
+    muon, companion = opt.optimizer.optimizers
+    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+    in_companion = {id(p) for g in companion.param_groups for p in g["params"]}
+    first = model.features[0].weight
+    assert workload.param_roles(model)["features.0.weight"] == ParamRole.STEM
+    assert id(first) in in_companion and id(first) not in in_muon
+    assert id(model.features[3].weight) in in_muon  # the hidden convolutions stay with Muon
+    assert {g["weight_decay"] for g in companion.param_groups} == {0.01}  # the reference's companion decay
+
+
+def test_dog_starts_with_the_authors_reps_rel_for_batch_norm_models_and_for_others():
+    _, _, digits = digits_setup("dog")  # a batch-norm CNN
+    assert {g["reps_rel"] for g in digits.optimizer.param_groups} == {1e-4}
+    cfg = workload_cfg("optimizer=dog", "workload=quadratic")
+    quadratic = build_workload(cfg["workload"])
+    model = quadratic.build_model(0)
+    plain = build_optimization(get_spec("dog"), cfg, model, quadratic)
+    assert {g["reps_rel"] for g in plain.optimizer.param_groups} == {1e-6}
 
 
 def test_muon_updates_conv_kernels_as_their_flattened_matrices():

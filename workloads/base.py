@@ -18,6 +18,7 @@ class ParamRole(str, enum.Enum):
     HEAD = "head"
     HIDDEN_MATRIX = "hidden_matrix"
     CONV_KERNEL = "conv_kernel"
+    STEM = "stem"  # the input layer's weights where it is not an embedding: a CNN's first convolution
     NORM = "norm"
     BIAS = "bias"
 
@@ -102,8 +103,10 @@ class Workload(ABC):
         return zip(*(t.chunk(parts) for t in batch), strict=True)
 
 
-def roles_by_module(model: nn.Module, embeddings: tuple[nn.Module, ...], heads: tuple[nn.Module, ...]) -> dict:
-    """Assign roles from module types: the given embedding/head modules, other 2-D weights are hidden
+def roles_by_module(
+    model: nn.Module, embeddings: tuple[nn.Module, ...], heads: tuple[nn.Module, ...], stems: tuple[nn.Module, ...] = ()
+) -> dict:
+    """Assign roles from module types: the given embedding/head/stem modules, other 2-D weights are hidden
     matrices, 4-D weights conv kernels, norm weights norms, any `bias` a bias."""
     roles: dict[str, ParamRole] = {}
     for mod_name, module in model.named_modules():
@@ -115,6 +118,8 @@ def roles_by_module(model: nn.Module, embeddings: tuple[nn.Module, ...], heads: 
                 role = ParamRole.EMBEDDING
             elif module in heads:
                 role = ParamRole.HEAD
+            elif module in stems:
+                role = ParamRole.STEM
             elif isinstance(module, nn.RMSNorm | nn.LayerNorm | nn.modules.batchnorm._NormBase | nn.GroupNorm):
                 role = ParamRole.NORM
             elif p.ndim == 2:

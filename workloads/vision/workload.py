@@ -76,8 +76,13 @@ class ImageClassification(Workload):
     def embeddings(model: nn.Module) -> tuple[nn.Module, ...]:
         return (model.embed, model.embed.proj) if hasattr(model, "embed") else ()
 
+    @staticmethod
+    def stems(model: nn.Module) -> tuple[nn.Module, ...]:
+        """A CNN's first convolution (a ViT's input layer is its patch embedding)."""
+        return () if hasattr(model, "embed") else (next(m for m in model.modules() if isinstance(m, nn.Conv2d)),)
+
     def param_roles(self, model: nn.Module) -> dict[str, ParamRole]:
-        return roles_by_module(model, embeddings=self.embeddings(model), heads=(model.head,))
+        return roles_by_module(model, embeddings=self.embeddings(model), heads=(model.head,), stems=self.stems(model))
 
     def non_embedding_params(self, model: nn.Module) -> int:
         """Kaplan's N: every parameter outside the embedding and the output head (their biases included)."""

@@ -39,7 +39,7 @@ def build(params, roles, hp, ctx):
     # with a fused qkv that Adam-mini's names do not match) leaves them unspecified, as the authors allow.
     facts = ctx.model_facts
     heads = {"dim": facts["d_model"], "n_heads": facts["n_head"]} if "d_model" in facts else {}
-    return Adam_mini(
+    optimizer = Adam_mini(
         named,
         lr=hp["lr"],
         betas=tuple(hp["betas"]),
@@ -48,6 +48,13 @@ def build(params, roles, hp, ctx):
         verbose=False,
         **heads,
     )
+    # The package decays every block but norms and biases; here, as for every other optimizer, the roles in
+    # no_decay_roles (embeddings by default) are exempt too. One parameter per group, in the order given.
+    exempt = {ParamRole(r) for r in hp["no_decay_roles"]}
+    for group, name in zip(optimizer.param_groups, params, strict=True):
+        if roles[name] in exempt:
+            group["weight_decay"] = 0.0
+    return optimizer
 
 
 SPEC = OptimizerSpec(

@@ -1,6 +1,7 @@
 """DoG (Ivgi et al. 2023, "DoG is SGD's Best Friend") from the authors' dog-optimizer, with its
 PolynomialDecayAverager: the harness evaluates the averaged weights. DoG is its own step-size schedule, so no
-external schedule applies (the authors use none)."""
+external schedule applies (the authors use none). Its first step's size is reps_rel times the parameters' norm:
+the authors' 1e-6, and 1e-4 for models with batch normalisation, as they advise."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ AVERAGER_GAMMA = 8.0  # the authors' default
 
 
 def build(params, roles, hp, ctx):
-    return dog.DoG(decay_groups(params, roles, hp), lr=hp["lr"], reps_rel=hp["reps_rel"], eps=hp["eps"])
+    reps_rel = hp["reps_rel_batch_norm"] if ctx.batch_norm else hp["reps_rel"]
+    return dog.DoG(decay_groups(params, roles, hp), lr=hp["lr"], reps_rel=reps_rel, eps=hp["eps"])
 
 
 class Averager(dog.PolynomialDecayAverager):

@@ -11,8 +11,11 @@ from optimizers.spec import OptimizerSpec, decay_groups
 
 
 def build(params, roles, hp, ctx):
+    # The authors decay by their lr times wd, their lr being the largest step a coordinate takes; here steps are
+    # clipped at lr * rho and the package decays by lr * wd, so the authors' wd is passed as wd * rho.
+    decayed = {**hp, "weight_decay": hp["weight_decay"] * hp["rho"]}
     return pytorch_optimizer.SophiaH(
-        decay_groups(params, roles, hp),
+        decay_groups(params, roles, decayed),
         lr=hp["lr"],
         betas=tuple(hp["betas"]),
         p=hp["rho"],

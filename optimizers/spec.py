@@ -23,6 +23,7 @@ class BuildContext:
     total_steps: int
     warmup_steps: int
     model_facts: Mapping[str, Any] = field(default_factory=dict)  # e.g. d_model, n_head for Adam-mini
+    batch_norm: bool = False  # the model has batch-norm layers (DoG's authors set reps_rel differently then)
 
 
 Builder = Callable[[NamedParams, Roles, Mapping, BuildContext], Any]

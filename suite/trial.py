@@ -136,7 +136,8 @@ def now() -> str:
 def build_optimization(spec: OptimizerSpec, cfg: dict, model, workload: Workload) -> Optimization:
     """The optimizer over the model's role-tagged parameters, its schedule and (if the spec asks) its averager."""
     warmup_steps = schedules.warmup_steps(workload.steps, cfg["schedule"])
-    ctx = BuildContext(total_steps=workload.steps, warmup_steps=warmup_steps, model_facts=workload.facts())
+    batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    ctx = BuildContext(workload.steps, warmup_steps, model_facts=workload.facts(), batch_norm=batch_norm)
     params, roles = dict(model.named_parameters()), workload.param_roles(model)
     optimizer = spec.build(params, roles, hyperparameters(cfg["optimizer"]), ctx)
     return Optimization(

@@ -15,6 +15,7 @@ from torch import nn
 from optimizers import NAMES, get_spec
 from optimizers.hparams import hyperparameters
 from optimizers.muon import Muon
+from optimizers.nadamw import NAdamW
 from optimizers.newton_schulz import orthogonalise, precision
 from optimizers.schedules import lr_multiplier
 from optimizers.scion import Scion
@@ -162,6 +163,44 @@ def test_muon_is_torch_muon_in_bf16_and_the_same_update_up_to_bf16_rounding_in_f
     moved_bf16, moved_fp32 = a.detach() - start, c.detach() - start
     assert (moved_fp32 - moved_bf16).norm() / moved_bf16.norm() < 0.02  # fp32: within bf16's rounding (2^-8)
     assert not torch.equal(moved_fp32, moved_bf16)
+
+
+def test_adam_mini_exempts_embeddings_from_weight_decay_as_every_optimizer_does():
+    _, workload, model, opt = lm_setup("adam_mini", 4)
+    roles = workload.param_roles(model)
+    decay = {id(p): g["weight_decay"] for g in opt.optimizer.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        exempt = roles[name] in (ParamRole.EMBEDDING, ParamRole.NORM, ParamRole.BIAS)
+        assert decay[id(p)] == (0.0 if exempt else 0.1), name
+
+
+def test_sophia_decays_as_the_authors_relative_to_its_clipped_step():
+    """The authors' decay is lr_authors * wd, lr_authors being the largest step of a coordinate; the package's
+    largest step is lr * rho, so the decay it applies (lr * group wd) must use wd * rho."""
+    _, _, _, opt = lm_setup("sophia", 4)
+    decays = {g["weight_decay"] for g in opt.optimizer.param_groups}
+    assert decays == {0.0, pytest.approx(0.1 * 0.04)}
+
+
+def test_nadamw_is_algoperfs_two_steps_computed_by_hand():
+    """p0 = 1, gradients 0.5 then -0.2, lr 0.1, betas (0.9, 0.99), eps 0, weight decay 0.1.
+    Step 1: p = 0.99; m = 0.05, v = 0.0025; look-ahead 0.9*0.05 + 0.1*0.5 = 0.095; sqrt(v / 0.01) = 0.5;
+            p = 0.99 - (0.1 / 0.1) * 0.095 / 0.5 = 0.80.
+    Step 2: p = 0.792; m = 0.025, v = 0.002875; look-ahead 0.0025; sqrt(0.002875 / 0.0199) = 0.3800952;
+            p = 0.792 - (0.1 / 0.19) * 0.0025 / 0.3800952 = 0.7885383.
+    (torch.optim.NAdam's momentum schedule would give other numbers: it is checked to differ.)"""
+    p = nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    opt = NAdamW([p], lr=0.1, betas=(0.9, 0.99), eps=0.0, weight_decay=0.1)
+    q = nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    torch_nadam = torch.optim.NAdam(
+        [q], lr=0.1, betas=(0.9, 0.99), eps=0.0, weight_decay=0.1, decoupled_weight_decay=True
+    )
+    for grad, expected in ((0.5, 0.80), (-0.2, 0.7885383)):
+        p.grad, q.grad = torch.tensor([grad], dtype=torch.float64), torch.tensor([grad], dtype=torch.float64)
+        opt.step()
+        torch_nadam.step()
+        assert p.item() == pytest.approx(expected, abs=1e-7)
+    assert abs(q.item() - p.item()) > 1e-3
 
 
 def test_scion_follows_the_authors_algorithm_step_by_step():

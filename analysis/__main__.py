@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from analysis.collect import collect, companion_paths
+from analysis.fairness import fairness_table, verdict
 from analysis.profile import benchmark_score, performance_ratios, profile
 from analysis.report import report
 from analysis.speedup import speedup_table
@@ -104,6 +105,17 @@ def cmd_report(args) -> None:
     print(f"-> {index}, {board}, {out / 'figures'}/, {out / 'tables'}/")
 
 
+def cmd_fairness(args) -> None:
+    root = Path(args.results)
+    if not root.is_dir():
+        raise ValueError(f"no such results directory: {root}")
+    table = fairness_table(root)
+    shown = ["workload", "optimizer", "protocol", "dimensions", "configurations", "trials", "seeds", "cut", "at_edge"]
+    print(table[shown].to_string(index=False))
+    print("\n".join(["", *verdict(table)]))
+    print(f"-> {write_csv(table, args.out)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="report")
     p.add_argument("--baseline", default="adamw", help="the optimizer speedups are measured against")
     p.set_defaults(run=cmd_report)
+    p = sub.add_parser("fairness", help="per study: dimensions, trials spent, seeds, cap cuts, tuned values at edges")
+    p.add_argument("results", help="a results directory holding study directories")
+    p.add_argument("--out", default="fairness.csv")
+    p.set_defaults(run=cmd_fairness)
     args = parser.parse_args(argv)
     pd.set_option("display.width", 160)
     try:

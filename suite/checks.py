@@ -26,6 +26,9 @@ def check_group_choices(argv: list[str]) -> str | None:
     return None
 
 
+NULLABLE = ("tuning.max_trials",)  # settings whose null means "none" (no cap), whatever their default
+
+
 def check_overrides(argv: list[str]) -> str | None:
     """Hydra refuses `optimizer.lrr=0.01` or `epochs=5` in five lines without saying what exists, and takes
     `workload.batch_size=abc` as it comes: name the keys that exist, and refuse a value whose type differs from its
@@ -70,6 +73,8 @@ def check_overrides(argv: list[str]) -> str | None:
             return f"unknown key {name!r}; {where} {', '.join(sorted(node.keys()))}"
         if name.startswith("optimizer.") or override.is_sweep_override() or isinstance(default, str):
             continue  # (a word's default, like `auto`, may give way to a number)
+        if name in NULLABLE and override.value() is None:
+            continue
         default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
         if type(default) is int and type(override.value()) is float:
             continue  # (fractional epochs are fine; keys that must be whole say so when the trial is prepared)

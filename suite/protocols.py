@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import qmc
 
+from optimizers.hparams import rule_for
+
 Config = dict[str, float]  # search-space key (`lr`, `betas.1`) -> value
 
 
@@ -32,8 +34,24 @@ class Dim:
             v = self.low + u * (self.high - self.low)
         return float(f"{v:.6g}")
 
+    def position(self, v: float) -> float:
+        """Where v lies on the range's scale: 0 at low, 1 at high (outside [0, 1] beyond the range)."""
+        if self.log:
+            return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (v - self.low) / (self.high - self.low)
+
     def grid(self, points: int) -> list[float]:
         return [self.value(u) for u in np.linspace(0.0, 1.0, points)]
+
+    def beyond(self, v: float, points: int) -> float | None:
+        """One grid step past the range's edge when v is at or beyond it (a coordinate-descent best at the edge
+        of its range: the optimum may lie outside), if the hyperparameter's rule allows the value; else None."""
+        step, u = 1.0 / (points - 1), self.position(v)
+        if 1e-9 < u < 1 - 1e-9:  # inside the range
+            return None
+        further = self.value(u - step if u < 0.5 else u + step)
+        rule = rule_for(self.key.partition(".")[0])
+        return further if rule is None or rule.holds(further) else None
 
 
 def dims(search_space: dict) -> list[Dim]:
@@ -50,14 +68,26 @@ def random_configs(space: list[Dim], n: int, seed: int, sampler: str = "halton")
     return [{d.key: d.value(u) for d, u in zip(space, row, strict=True)} for row in units]
 
 
-def grid_configs(space: list[Dim], points: int) -> list[Config]:
+def grid_configs(space: list[Dim], points: int, seed: int = 0) -> list[Config]:
+    """The Cartesian grid, in an order shuffled by `seed`, so that a budget cap (tuning.max_trials) keeps a
+    uniform subsample of the grid, not its first rows."""
     names = [d.key for d in space]
-    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(d.grid(points) for d in space))]
+    grid = [dict(zip(names, values, strict=True)) for values in itertools.product(*(d.grid(points) for d in space))]
+    order = np.random.default_rng(seed).permutation(len(grid))
+    return [grid[i] for i in order]
 
 
 def neighbours(best: Config, space: list[Dim], points: int) -> list[Config]:
-    """Every configuration that differs from `best` in exactly one hyperparameter, set to one of its grid values."""
-    return [{**best, d.key: v} for d in space for v in d.grid(points) if v != best[d.key]]
+    """Every configuration that differs from `best` in exactly one hyperparameter, set to one of its grid values,
+    or, where `best` sits at an edge of the range, one grid step past it (Marin's sweeps extend a range so; the
+    study records each extension)."""
+    found = []
+    for d in space:
+        further = d.beyond(best[d.key], points)
+        for v in d.grid(points) + ([further] if further is not None else []):
+            if v != best[d.key]:
+                found.append({**best, d.key: v})
+    return found
 
 
 def key(config: Config) -> tuple:
@@ -86,7 +116,7 @@ def plan_random(start: Config, results: dict[tuple, float], space: list[Dim], se
 
 
 def plan_grid(start: Config, results: dict[tuple, float], space: list[Dim], settings: dict) -> list[Config]:
-    return grid_configs(space, settings["grid_points"])
+    return grid_configs(space, settings["grid_points"], settings["seed"])
 
 
 def plan_coordinate_descent(
@@ -108,14 +138,23 @@ PLANNERS: dict[str, Callable[[Config, dict, list[Dim], dict], list[Config]]] = {
 }
 
 
-def search_batch(
-    protocol: str, start: Config, results: dict[tuple, float], space: list[Dim], settings: dict
-) -> list[Config]:
-    """The configurations of the search phase still to run, given the scores (lower is better) so far."""
+def wanted(protocol: str, start: Config, results: dict[tuple, float], space: list[Dim], settings: dict) -> list[Config]:
+    """The configurations the protocol asks for next, budget aside (those without a score)."""
     if protocol not in PLANNERS:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PLANNERS)}")
     planner = PLANNERS[protocol] if space else plan_default  # nothing to tune: the defaults are the only configuration
     return [c for c in planner(start, results, space, settings) if key(c) not in results]
+
+
+def search_batch(
+    protocol: str, start: Config, results: dict[tuple, float], space: list[Dim], settings: dict
+) -> list[Config]:
+    """The configurations of the search phase still to run, given the scores (lower is better) so far, within
+    the budget `tuning.max_trials` (search configurations in all; null: no cap): the same cap for every optimizer
+    makes grid and coordinate-descent budgets equal, whatever the number of dimensions searched."""
+    batch = wanted(protocol, start, results, space, settings)
+    cap = settings.get("max_trials")
+    return batch if cap is None else batch[: max(0, cap - len(results))]
 
 
 def next_trials(

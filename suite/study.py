@@ -15,7 +15,7 @@ import yaml
 from optimizers.hparams import check_values, hyperparameters, validate_search_space
 from suite import declared_hyperparameters
 from suite.layout import FINISHED, STUDY, SUMMARY, is_study_defining, run_dir, study_dir
-from suite.protocols import Config, Dim, best_of, dims, key, next_trials
+from suite.protocols import Config, Dim, best_of, dims, key, next_trials, wanted
 from suite.records import atomic_write_json, atomic_write_text, read_json
 
 
@@ -52,8 +52,11 @@ class Study:
         validate_search_space(optimizer, space, declared_hyperparameters(optimizer))
         self.space: list[Dim] = dims(space)
         self.tuning = cfg["tuning"]
+        cap = self.tuning.get("max_trials")
         if self.tuning["seeds"] < 1 or self.tuning["trials"] < 1 or self.tuning["grid_points"] < 2:
             raise ValueError("tuning.seeds and tuning.trials must be >= 1 and tuning.grid_points >= 2")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"tuning.max_trials must be an integer >= 1 or null, got {cap!r}")
         self.start: Config = {d.key: value_of(hyperparameters(cfg["optimizer"]), d.key) for d in self.space}
         budget = next((o.partition("=")[2] for o in overrides if o.startswith("workload.tokens=")), None)
         self.directory = study_dir(cfg["results_dir"], workload, optimizer, self.tuning["name"], budget)
@@ -169,6 +172,17 @@ class Study:
     def launched(self, pairs: list[tuple[Config, int]]) -> None:
         self.attempted.update((key(c), s) for c, s in pairs)
 
+    def extensions(self) -> dict[str, list[float]]:
+        """The values tried beyond each search range (coordinate descent extends a range whose edge is best)."""
+        beyond = {}
+        for d in self.space:
+            values = sorted({c[d.key] for c in self.configs.values() if not d.low <= c[d.key] <= d.high})
+            if values and d.key in self.start and self.start[d.key] in values:
+                values.remove(self.start[d.key])  # (a default outside its range is no extension)
+            if values:
+                beyond[d.key] = values
+        return beyond
+
     def record(self, command: str, done: bool) -> dict:
         """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
         # (a failed or diverged configuration is never the best: it has no result to show)
@@ -190,12 +204,24 @@ class Study:
                     }
                 )
         failed = [t for t in trials if t["status"] not in FINISHED]
+        search = {k: s for (k, seed), s in self.results().items() if seed == 0 and s is not None}
+        cap = self.tuning.get("max_trials")
+        at_cap = cap is not None and len(search) >= cap
+        cut = wanted(self.tuning["protocol"], self.start, search, self.space, self.tuning) if at_cap else []
         study = {
             "optimizer": self.optimizer,
             "workload": self.workload,
             "protocol": self.tuning["protocol"],
             "settings": self.settings(),
-            "budget": {"configurations": len(self.configs), "seeds": self.tuning["seeds"], "trials": len(trials)},
+            "extensions": self.extensions(),
+            "budget": {  # what was spent, under which cap, and what the cap kept from running
+                "configurations": len(self.configs),
+                "dimensions": len(self.space),
+                "seeds": self.tuning["seeds"],
+                "trials": len(trials),
+                "max_trials": cap,
+                "cut": cut,
+            },
             "trials": trials,
             "best": None,
             "status": ("completed" if not failed else "incomplete") if done else "running",

@@ -65,7 +65,36 @@ def test_coordinate_descent_walks_to_the_grid_optimum_and_stops():
         results.update({key(c): loss(c) for c in batch})
     best = dict(min(results, key=results.get))
     assert best == {"lr": 1e-2, "weight_decay": 0.2} and 2 <= rounds <= 5
-    assert len(results) < 16 + 1  # fewer trials than the full grid
+    assert len(results) < 16 + 2  # fewer than the full grid (and the start) plus the one step past wd's top edge
+    assert {"lr": 1e-2, "weight_decay": 0.266667} in [dict(k) for k in results]  # that step was tried
+
+
+def test_coordinate_descent_extends_a_range_whose_edge_is_best_one_step_at_a_time():
+    space = [LR, WD]
+
+    def loss(c):  # best at lr 10 (three grid steps past the top, 1e-1) and weight decay 0
+        return (math.log10(c["lr"]) - 1) ** 2 + c["weight_decay"]
+
+    start, results = {"lr": 1e-3, "weight_decay": 0.1}, {}
+    while batch := search_batch("coordinate_descent", start, results, space, {"grid_points": 4}):
+        results.update({key(c): loss(c) for c in batch})
+    best = dict(min(results, key=results.get))
+    assert best["lr"] == pytest.approx(10.0) and best["weight_decay"] == 0.0
+    tried = sorted({c[0][1] for c in results if c[0][0] == "lr"})
+    assert tried[-1] == pytest.approx(100.0)  # one step past the best, then it stopped
+    assert all(dict(c)["weight_decay"] >= 0 for c in results)  # never past what weight decay allows (>= 0)
+    capped = search_batch("coordinate_descent", start, {}, space, {"grid_points": 4, "max_trials": 0})
+    assert capped == []
+
+
+def test_grid_under_a_cap_keeps_a_uniform_subsample_of_the_grid():
+    space = [LR, WD, Dim("momentum", 0.8, 0.98, log=False)]  # 4^3 = 64 configurations
+    results = {}
+    batch = search_batch("grid", {}, results, space, {"grid_points": 4, "seed": 0, "max_trials": 16})
+    assert len(batch) == 16 and len({key(c) for c in batch}) == 16
+    assert {c["lr"] for c in batch} == set(LR.grid(4))  # every lr value appears, not only the first rows'
+    results.update({key(c): 1.0 for c in batch})
+    assert search_batch("grid", {}, results, space, {"grid_points": 4, "seed": 0, "max_trials": 16}) == []
 
 
 def test_planner_searches_then_reruns_the_best_on_the_other_seeds_without_any_process():
@@ -138,7 +167,8 @@ def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):
 
 
 def test_coordinate_descent_study_and_refusal_of_other_settings(tmp_path):
-    args = [*QUICK, "optimizer=sgd", "tuning=coordinate_descent", "tuning.grid_points=2", f"results_dir={tmp_path}"]
+    args = [*QUICK, "optimizer=sgd", "tuning=coordinate_descent", "tuning.grid_points=2", "tuning.max_trials=null"]
+    args.append(f"results_dir={tmp_path}")
     proc = sweep(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     path = tmp_path / "quadratic" / "sgd" / "study-coordinate_descent" / "study.json"

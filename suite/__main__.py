@@ -23,14 +23,18 @@ def main(cfg: DictConfig) -> None:
         sys.exit(code)
 
 
-if __name__ == "__main__":
-    argv = sys.argv[1:]
-    problem = (
+def refusal(argv: list[str]) -> str | None:
+    """Why the command line is refused before anything runs (one line), or None."""
+    return (
         check_group_choices(argv)
         or check_single_run(argv)
         or check_overrides(argv)
         or (check_cluster(argv) if {"-m", "--multirun"} & set(argv) else None)
     )
+
+
+if __name__ == "__main__":
+    problem = refusal(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

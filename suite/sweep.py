@@ -10,6 +10,7 @@ state lives in its `study.json`, so re-running the same command continues where 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shlex
 import shutil
@@ -53,12 +54,13 @@ class Job:
     seeds: list[int]  # each trial runs on each seed (a Hydra multirun product)
 
     def argv(self) -> list[str]:
+        """The job as a command: `python -m suite <arguments>`."""
+        return [sys.executable, "-m", "suite", *self.arguments()]
+
+    def arguments(self) -> list[str]:
         search = f"hydra.searchpath=[file://{self.study.directory / 'conf'}]"
         force = ["force=true"] if self.study.force else []
         return [
-            sys.executable,
-            "-m",
-            "suite",
             "-m",
             f"optimizer={self.study.optimizer}",
             f"workload={self.study.workload}",
@@ -150,12 +152,9 @@ class Stop:
             pass
 
 
-def run_job(job: Job, env_extra: dict, log: Path, stop: Stop) -> int | None:
-    """Run one job in a child process of its own session that dies with the driver (a killed sweep leaves no
-    trial running behind it, to race the rerun), pinned to its slot's cores; None when the sweep is stopping."""
-    if stop.requested.is_set():
-        return None
-    env = {**os.environ, **env_extra}
+def start_process(argv: list[str], env_extra: dict, stop: Stop, **popen) -> subprocess.Popen:
+    """A child process of its own session that dies with the driver (a killed sweep leaves no trial running
+    behind it, to race the rerun), pinned to its slot's cores, and known to Ctrl-C."""
     cores = env_extra.get("CPU_CORES")
 
     def in_child() -> None:
@@ -163,25 +162,76 @@ def run_job(job: Job, env_extra: dict, log: Path, stop: Stop) -> int | None:
         if cores:
             os.sched_setaffinity(0, {int(c) for c in cores.split(",")})
 
+    proc = subprocess.Popen(argv, env={**os.environ, **env_extra}, preexec_fn=in_child, start_new_session=True, **popen)
+    with stop.lock:
+        stop.running.add(proc)
+    if stop.requested.is_set():  # (Ctrl-C came while it started)
+        stop.signal(proc, signal.SIGTERM)
+    return proc
+
+
+def forget(proc: subprocess.Popen, stop: Stop) -> None:
+    with stop.lock:
+        stop.running.discard(proc)
+
+
+def run_job(job: Job, log: Path, stop: Stop) -> int | None:
+    """One job as its own `python -m suite` process (SLURM: it submits the array and waits for it); None when the
+    sweep is stopping."""
+    if stop.requested.is_set():
+        return None
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
         out.write("$ " + shlex.join(job.argv()) + "\n")
         out.flush()
-        proc = subprocess.Popen(
-            job.argv(), env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=in_child, start_new_session=True
-        )
-        with stop.lock:
-            stop.running.add(proc)
-        if stop.requested.is_set():  # (Ctrl-C came while it started)
-            stop.signal(proc, signal.SIGTERM)
+        proc = start_process(job.argv(), {}, stop, stdout=out, stderr=subprocess.STDOUT)
         try:
             return proc.wait()
         finally:
-            with stop.lock:
-                stop.running.discard(proc)
+            forget(proc, stop)
 
 
-def launch(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict, round_no: int, stop: Stop) -> None:
+class Slot:
+    """A local slot: its share of the machine (a GPU, or CPU cores) and its worker process (suite/slot.py), started
+    on first use and kept for the whole sweep, so that torch and the optimizers are imported once per slot; a
+    worker that dies (killed, out of memory) is replaced for the next job."""
+
+    def __init__(self, index: int, env: dict, stop: Stop):
+        self.index, self.env, self.stop = index, env, stop
+        self.worker: subprocess.Popen | None = None
+
+    def run(self, job: Job, log: Path) -> int | None:
+        if self.stop.requested.is_set():
+            return None
+        if self.worker is None or self.worker.poll() is not None:
+            argv = [sys.executable, "-m", "suite.slot"]
+            self.worker = start_process(
+                argv, self.env, self.stop, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+        try:
+            self.worker.stdin.write(json.dumps([job.arguments(), str(log)]) + "\n")
+            self.worker.stdin.flush()
+            answer = self.worker.stdout.readline()
+        except (BrokenPipeError, OSError):
+            answer = ""
+        if answer:
+            return json.loads(answer)
+        code = self.worker.wait()  # (it died during the job)
+        forget(self.worker, self.stop)
+        self.worker = None
+        return code
+
+    def close(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.stdin.close()
+            self.worker.wait()
+            forget(self.worker, self.stop)
+        self.worker = None
+
+
+def launch(
+    batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict, slots: list[Slot], round_no: int, stop: Stop
+) -> None:
     """Run one round of every study, locally through a pool of pinned slots or one SLURM array per study,
     printing the round's progress as its trials finish."""
     progress = Progress([study.run_dir(c, seed) for study, pairs in batches for c, seed in pairs])
@@ -189,22 +239,23 @@ def launch(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict,
     watcher = threading.Thread(target=progress.watch, args=(finished, lambda line: print(line, flush=True)))
     watcher.start()
     try:
-        run_round(batches, cluster, round_no, stop)
+        run_round(batches, cluster, slots, round_no, stop)
     finally:
         finished.set()
         watcher.join()
 
 
-def run_round(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict, round_no: int, stop: Stop):
+def run_round(
+    batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: dict, slots: list[Slot], round_no: int, stop: Stop
+) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     if cluster["kind"] == "slurm":
         work = [job for study, pairs in batches for job in jobs_for(study, pairs, 1)]
         with ThreadPoolExecutor(max_workers=max(1, len(work))) as pool:
             logs = [job.study.directory / "logs" / f"{stamp}-r{round_no}.log" for job in work]
-            list(pool.map(run_job, work, [{}] * len(work), logs, [stop] * len(work)))
+            list(pool.map(run_job, work, logs, [stop] * len(work)))
         return
-    slots = local_slots(cluster["slots"])
-    free: list[dict] = list(slots)
+    free: list[Slot] = list(slots)
     guard = threading.Condition()
     work = [job for study, pairs in batches for job in jobs_for(study, pairs, len(slots))]
 
@@ -213,8 +264,7 @@ def run_round(batches: list[tuple[Study, list[tuple[Config, int]]]], cluster: di
             guard.wait_for(lambda: free)
             slot = free.pop()
         try:
-            log = job.study.directory / "logs" / f"{stamp}-r{round_no}-slot{slots.index(slot)}.log"
-            run_job(job, slot, log, stop)
+            slot.run(job, job.study.directory / "logs" / f"{stamp}-r{round_no}-slot{slot.index}.log")
         finally:
             with guard:
                 free.append(slot)
@@ -339,8 +389,8 @@ def main(argv: list[str]) -> int:
             for optimizer in optimizers:
                 cfg = compose_config([f"optimizer={optimizer}", f"workload={workload}", *overrides, *budget])
                 studies.append(Study(optimizer, workload, cfg, [*overrides, *budget], force))
-        if studies[0].cfg["cluster"]["kind"] == "local":
-            local_slots(studies[0].cfg["cluster"]["slots"])  # (refuses a bad slot count before anything runs)
+        cluster = studies[0].cfg["cluster"]
+        shares = local_slots(cluster["slots"]) if cluster["kind"] == "local" else []  # (a bad count is refused now)
         for study in studies:
             try:
                 study.directory.mkdir(parents=True, exist_ok=True)
@@ -349,10 +399,19 @@ def main(argv: list[str]) -> int:
     except (ValueError, OSError, HydraException, OmegaConfBaseException) as e:
         print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 2
-    cluster = studies[0].cfg["cluster"]
     command = shlex.join(["python", "-m", "suite.sweep", *argv])
     stop = Stop()
     signal.signal(signal.SIGINT, stop.handle)
+    slots = [Slot(i, env, stop) for i, env in enumerate(shares)]
+    try:
+        return sweep(studies, cluster, slots, command, stop)
+    finally:
+        for slot in slots:
+            slot.close()
+
+
+def sweep(studies: list[Study], cluster: dict, slots: list[Slot], command: str, stop: Stop) -> int:
+    """Round after round until every study is done (or Ctrl-C), then the studies' bests and the failure table."""
     round_no = 0
     while True:
         batches = [(s, pairs) for s in studies if (pairs := s.next_trials())]
@@ -363,7 +422,7 @@ def main(argv: list[str]) -> int:
         round_no += 1
         count = sum(len(p) for _, p in batches)
         print(f"round {round_no}: {count} trial(s) in {len(batches)} study(ies)", flush=True)
-        launch(batches, cluster, round_no, stop)
+        launch(batches, cluster, slots, round_no, stop)
         if stop.requested.is_set():
             for study in studies:
                 study.record(command, done=False)

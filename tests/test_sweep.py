@@ -24,6 +24,7 @@ from suite.protocols import Dim, dims, grid_configs, key, neighbours, next_trial
 from suite.study import Study
 from suite.sweep import expand_aliases, rerun_may_help
 from tests.conftest import ROOT
+from tests.test_chaos import children
 
 LR = Dim("lr", 1e-4, 1e-1, log=True)
 WD = Dim("weight_decay", 0.0, 0.2, log=False)
@@ -266,15 +267,12 @@ def test_progress_counts_the_rounds_trials_as_they_end_and_estimates_what_is_lef
     assert "3/4 trials done · 1 failed" in progress.line()
 
 
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().decode(errors="replace"):
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
+def alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:
@@ -310,20 +308,24 @@ def test_ctrl_c_stops_every_slot_checkpoints_running_trials_and_the_rerun_resume
     proc = start()
     wait_for(lambda: len([s for s in statuses() if s["status"] == "running"]) == 2)
     time.sleep(1.0)
+    slots = children(proc.pid)
+    assert len(slots) == 2  # one worker per slot
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err and "stopped" in out, out + err
     time.sleep(0.5)
-    assert processes_mentioning(str(tmp_path)) == []  # no slot or trial runs on
+    assert not [pid for pid in slots if alive(pid)]  # no slot or trial runs on
     assert [s["status"] for s in statuses()] == ["running", "running"]  # the two queued ones never started
     checkpoints = list(tmp_path.rglob("checkpoint.pt"))
     assert len(checkpoints) == 2
 
     again = start()  # resumes both from their checkpoints
     wait_for(lambda: sum(bool(s.get("resumed_from_steps")) for s in statuses()) == 2)
+    slots = children(again.pid)
     again.send_signal(signal.SIGINT)
     out, err = again.communicate(timeout=60)
     assert again.returncode == 130 and "Traceback" not in err, out + err
     assert all(s["resumed_from_steps"][0] > 0 for s in statuses())
-    assert processes_mentioning(str(tmp_path)) == []
+    time.sleep(0.5)
+    assert not [pid for pid in slots if alive(pid)]

@@ -14,7 +14,7 @@ AVERAGER_GAMMA = 8.0  # the authors' default
 
 
 def build(params, roles, hp, ctx):
-    reps_rel = hp["reps_rel_batch_norm"] if ctx.batch_norm else hp["reps_rel"]
+    reps_rel = {True: hp["reps_rel_batch_norm"], False: hp["reps_rel"]}[ctx.batch_norm]  # (both declared, one used)
     return dog.DoG(decay_groups(params, roles, hp), lr=hp["lr"], reps_rel=reps_rel, eps=hp["eps"])
 
 

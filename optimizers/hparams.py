@@ -53,7 +53,7 @@ RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
     (("eps", "*_eps"), NON_NEGATIVE),
     (("*weight_decay*",), NON_NEGATIVE),
     (("momentum",), UNIT),
-    (("momentum_decay", "r", "s_decay"), NON_NEGATIVE),
+    (("r", "s_decay"), NON_NEGATIVE),
     (("alpha", "rho", "d0", "d_coef", "s_init", "reps_rel*", "*_scale"), POSITIVE),
     (("balance_prob",), PROBABILITY),
     (("*_steps", "*_period", "*_frequency", "*_dim", "num_*", "*_triangular"), COUNT),

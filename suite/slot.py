@@ -36,7 +36,7 @@ def run_job(argv: list[str], log: Path) -> int:
     """One job with stdout and stderr (file descriptors 1 and 2, so child libraries' output too) in its log."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
-        out.write("$ python -m suite " + shlex.join(argv) + "\n")
+        out.write(f"$ python -m suite {shlex.join(argv)}  # slot worker {os.getpid()}\n")
         out.flush()
         sys.stdout.flush()
         sys.stderr.flush()

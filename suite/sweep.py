@@ -12,12 +12,14 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import queue
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -191,13 +193,42 @@ def run_job(job: Job, log: Path, stop: Stop) -> int | None:
             forget(proc, stop)
 
 
+class Spawner:
+    """Starts slot workers from one thread that lives as long as the sweep. PR_SET_PDEATHSIG fires when the
+    *thread* that started a child ends, not its process: a worker started from a round's pool thread would be
+    killed when that round ends."""
+
+    def __init__(self):
+        self.requests: queue.Queue = queue.Queue()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while (request := self.requests.get()) is not None:
+            start, answer = request
+            try:
+                answer.put(start())
+            except Exception as e:  # (handed to the caller, raised in its thread)
+                answer.put(e)
+
+    def start(self, start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
+        answer: queue.Queue = queue.Queue()
+        self.requests.put((start, answer))
+        result = answer.get()
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def close(self) -> None:
+        self.requests.put(None)
+
+
 class Slot:
     """A local slot: its share of the machine (a GPU, or CPU cores) and its worker process (suite/slot.py), started
     on first use and kept for the whole sweep, so that torch and the optimizers are imported once per slot; a
     worker that dies (killed, out of memory) is replaced for the next job."""
 
-    def __init__(self, index: int, env: dict, stop: Stop):
-        self.index, self.env, self.stop = index, env, stop
+    def __init__(self, index: int, env: dict, stop: Stop, spawner: Spawner):
+        self.index, self.env, self.stop, self.spawner = index, env, stop, spawner
         self.worker: subprocess.Popen | None = None
 
     def run(self, job: Job, log: Path) -> int | None:
@@ -205,9 +236,8 @@ class Slot:
             return None
         if self.worker is None or self.worker.poll() is not None:
             argv = [sys.executable, "-m", "suite.slot"]
-            self.worker = start_process(
-                argv, self.env, self.stop, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-            )
+            pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self.worker = self.spawner.start(lambda: start_process(argv, self.env, self.stop, **pipes))
         try:
             self.worker.stdin.write(json.dumps([job.arguments(), str(log)]) + "\n")
             self.worker.stdin.flush()
@@ -402,12 +432,14 @@ def main(argv: list[str]) -> int:
     command = shlex.join(["python", "-m", "suite.sweep", *argv])
     stop = Stop()
     signal.signal(signal.SIGINT, stop.handle)
-    slots = [Slot(i, env, stop) for i, env in enumerate(shares)]
+    spawner = Spawner()
+    slots = [Slot(i, env, stop, spawner) for i, env in enumerate(shares)]
     try:
         return sweep(studies, cluster, slots, command, stop)
     finally:
         for slot in slots:
             slot.close()
+        spawner.close()
 
 
 def sweep(studies: list[Study], cluster: dict, slots: list[Slot], command: str, stop: Stop) -> int:

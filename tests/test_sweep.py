@@ -174,6 +174,14 @@ def test_coordinate_descent_study_and_refusal_of_other_settings(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     path = tmp_path / "quadratic" / "sgd" / "study-coordinate_descent" / "study.json"
     study = json.loads(path.read_text())
+    logs = sorted((path.parent / "logs").glob("*.log"))
+    workers = {
+        line.rsplit("slot worker ", 1)[1]
+        for log in logs
+        for line in log.read_text().splitlines()
+        if "# slot worker" in line
+    }
+    assert len(logs) >= 3 and len(workers) == 1  # every round ran in the slot's one worker process
     tried = [t["config"] for t in study["trials"] if t["seed"] == 0]
     assert study["settings"]["start"] in tried  # from the defaults
     space = dims(study["settings"]["search_space"])

@@ -6,22 +6,15 @@ Read from the studies' study.json files only."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from suite.layout import STUDY
+from suite.protocols import dims
 
 EDGE_FRACTION = 0.05  # random search: a tuned value in the range's bottom or top 5% (on its scale) is at the edge
 GRID_PROTOCOLS = ("grid", "coordinate_descent")
-
-
-def position(value: float, dim: dict) -> float:
-    """Where `value` lies in the range, 0 at low and 1 at high, on the range's scale."""
-    if dim["scale"] == "log":
-        return (math.log(value) - math.log(dim["low"])) / (math.log(dim["high"]) - math.log(dim["low"]))
-    return (value - dim["low"]) / (dim["high"] - dim["low"])
 
 
 def edges(study: dict) -> list[str]:
@@ -30,12 +23,12 @@ def edges(study: dict) -> list[str]:
     best, settings = study.get("best"), study["settings"]
     if not best:
         return []
-    space = settings["search_space"]
+    space = {d.key: d for d in dims(settings["search_space"])}
     grid = study["protocol"] in GRID_PROTOCOLS
     tolerance = 0.5 / (settings["grid_points"] - 1) if grid else EDGE_FRACTION
     found = []
     for key, value in sorted(best["config"].items()):
-        u = position(value, space[key])
+        u = space[key].position(value)
         if u <= tolerance:
             found.append(f"{key} (low)")
         elif u >= 1 - tolerance:

@@ -30,11 +30,11 @@ class NAdamW(torch.optim.Optimizer):
                     continue
                 grad, state = p.grad, self.state[p]
                 if not state:
-                    state["step"] = torch.tensor(0.0)
+                    state["step"] = 0  # (a Python count: no device sync per step)
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 state["step"] += 1
-                t = state["step"].item()
+                t = state["step"]
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 p.mul_(1 - lr * group["weight_decay"])
                 m.lerp_(grad, 1 - beta1)

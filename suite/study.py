@@ -185,10 +185,9 @@ class Study:
 
     def record(self, command: str, done: bool) -> dict:
         """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
+        search = {k: s for (k, seed), s in self.results().items() if seed == 0 and s is not None}
         # (a failed or diverged configuration is never the best: it has no result to show)
-        best = best_of(
-            {k: s for (k, seed), s in self.results().items() if seed == 0 and s is not None and s < math.inf}
-        )
+        best = best_of({k: s for k, s in search.items() if s < math.inf})
         trials = []
         for k, config in sorted(self.configs.items()):
             for seed in range(self.tuning["seeds"]) if best and k == best[0] else (0,):
@@ -204,7 +203,6 @@ class Study:
                     }
                 )
         failed = [t for t in trials if t["status"] not in FINISHED]
-        search = {k: s for (k, seed), s in self.results().items() if seed == 0 and s is not None}
         cap = self.tuning.get("max_trials")
         at_cap = cap is not None and len(search) >= cap
         cut = wanted(self.tuning["protocol"], self.start, search, self.space, self.tuning) if at_cap else []

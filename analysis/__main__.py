@@ -12,11 +12,12 @@ import yaml
 
 from analysis.collect import collect, companion_paths
 from analysis.fairness import fairness_table, verdict
-from analysis.profile import benchmark_score, performance_ratios, profile
+from analysis.profile import median_times, performance_ratios, profile, score_cap, scores, study_times
 from analysis.report import report
-from analysis.speedup import speedup_table
+from analysis.speedup import speedup_label, speedups
 from analysis.subset import select
 from analysis.tables import read_table, write_csv
+from analysis.tuning import trials_frame
 
 
 def cmd_collect(args) -> None:
@@ -34,26 +35,38 @@ def cmd_collect(args) -> None:
 
 
 def cmd_speedup(args) -> None:
-    table = speedup_table(read_table(args.table), baseline=args.baseline)
-    labels = [f"{s:.3f}" if st == "ok" else st for s, st in zip(table.speedup, table.status, strict=True)]
-    shown = table.assign(speedup=labels)
-    print(
-        shown[["workload", "optimizer", "budget_tokens", "final_metric", "speedup", "ci_low", "ci_high"]].to_string(
-            index=False
-        )
+    result = speedups(read_table(args.table), baseline=args.baseline)
+    labels = [speedup_label(r.speedup, r.low, r.high, r.cap, r.floor) for r in result.points.itertuples()]
+    shown = result.points.assign(speedup=labels)
+    print(shown[["workload", "optimizer", "budget_tokens", "seeds", "final_metric", "speedup"]].to_string(index=False))
+    summary = result.summary.assign(
+        speedup=[speedup_label(r.speedup, r.low, r.high, r.cap, r.floor) for r in result.summary.itertuples()]
     )
-    print(f"-> {write_csv(table, args.out)}")
+    print("\nper scale (median over budgets, interval from its own bootstrap):")
+    print(summary[["workload", "optimizer", "budgets", "seeds", "speedup"]].to_string(index=False))
+    out = Path(args.out)
+    write_csv(result.summary, out.with_name(out.stem + ".summary.csv"))
+    print(f"-> {write_csv(result.points, out)}, {out.with_name(out.stem + '.summary.csv')}")
 
 
 def cmd_profile(args) -> None:
-    ratios = performance_ratios(read_table(args.table))
-    scores = benchmark_score(ratios)
-    print("performance ratios (time to target / best; inf = missed):")
+    trials = trials_frame(read_table(args.table), required=("optimizer", "workload", "time_to_target"))
+    times = study_times(trials)
+    ratios = performance_ratios(median_times(times))
+    table = scores(times)
+    print("performance ratios (AlgoPerf: per study the fastest trial to reach the target, median over studies;")
+    print("time to target / fastest; inf = missed, NaN = not run):")
     print(ratios.to_string())
-    print("\nbenchmark score (area under the profile for tau in [1, 4], / 3):")
-    print(scores.to_string())
+    print("\nbenchmark score (area under the profile for tau in [1, 4], / 3), 95% bootstrap interval over studies:")
+    print(table.to_string())
+    unreached, tasks = score_cap(ratios)
+    if unreached:
+        print(
+            f"no optimizer reached the target on {unreached} of {tasks} task(s): every score is at most "
+            f"{1 - unreached / tasks:.2f}"
+        )
     out = Path(args.out)
-    write_csv(scores.reset_index(), out)
+    write_csv(table.reset_index(), out)
     write_csv(profile(ratios), out.with_name(out.stem + ".curve.csv"))
     print(f"-> {out}, {out.with_name(out.stem + '.curve.csv')}")
 
@@ -62,11 +75,12 @@ def cmd_subset(args) -> None:
     k = None if args.k == "auto" else int(args.k)
     references = args.reference.split(",") if args.reference else None
     chosen = select(read_table(args.table), k, references, restarts=args.restarts, seed=args.seed)
-    print(f"k = {chosen.k}; reference optimizers: {', '.join(chosen.references)}")
+    print(f"k = {chosen.k}; reference optimizers (the embedding): {', '.join(chosen.references)}")
     print(f"subset:     {', '.join(chosen.tasks)}")
     print(f"second set: {', '.join(chosen.second)}")
     print(f"both sets reproduce the full-set ranking of the references: {chosen.reproduces}")
-    print(f"Kendall's tau, other optimizers, subset vs full set: {chosen.validation_tau:.3f}")
+    print(f"Kendall's tau, held-out optimizers, subset vs full set: {chosen.validation_tau:.3f}")
+    print(f"against random {chosen.k}-task subsets: {chosen.verdict()}")
     entry = Path(args.conf_dir) / f"{args.name}.yaml"
     entry.parent.mkdir(parents=True, exist_ok=True)
     entry.write_text(
@@ -79,6 +93,7 @@ def cmd_subset(args) -> None:
                 "references": chosen.references,
                 "reproduces_ranking": chosen.reproduces,
                 "validation_kendall_tau": chosen.validation_tau,
+                "random_subsets_reaching_tau": chosen.random_share,
             },
             sort_keys=False,
         )
@@ -131,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="speedup.csv")
     p.set_defaults(run=cmd_speedup)
     p = sub.add_parser("profile", help="AlgoPerf performance profiles and benchmark score")
-    p.add_argument("--table", required=True, help="parquet or CSV with optimizer, workload, time_to_target")
+    p.add_argument(
+        "--table", required=True, help="parquet or CSV with optimizer, workload, time_to_target [, seed or study]"
+    )
     p.add_argument("--out", default="profile.csv")
     p.set_defaults(run=cmd_profile)
     p = sub.add_parser("subset", help="representative tasks by star discrepancy (carps)")

@@ -186,9 +186,38 @@ def read_curves(path: Path, run_dirs: set[str] | None = None, columns=None) -> p
     return ds.dataset(parts, schema=schema).to_table(columns=names, filter=where).to_pandas()
 
 
+def uniform_types(trials: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose values mix types (`cluster.slots` is `auto` in one record and 2 in another) stored as text, so
+    that any mix of records loads; columns of one type keep it."""
+    for column in [c for c in trials.columns if pd.api.types.is_object_dtype(trials[c])]:
+        kinds = {type(v) for v in trials[column] if v is not None and not (isinstance(v, float) and np.isnan(v))}
+        if len(kinds - {int, float}) and len(kinds) > 1:
+            trials[column] = trials[column].map(lambda v: None if v is None or v != v else str(v))
+    return trials
+
+
+def write_trials(trials: pd.DataFrame, path: Path) -> None:
+    """The trials table, atomically; a value that cannot be stored is reported with its column and record."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        trials.to_parquet(tmp, index=False)
+    except (pa.ArrowException, ValueError, TypeError) as e:
+        tmp.unlink(missing_ok=True)
+        for column in trials.columns:
+            for run, value in zip(trials.run_dir, trials[column], strict=True):
+                try:
+                    pa.array([value])
+                except (pa.ArrowException, ValueError, TypeError):
+                    raise ValueError(f"{run}: {column} = {value!r} cannot be stored ({e})") from e
+        raise ValueError(f"the trials table cannot be stored: {e}") from e
+    os.replace(tmp, path)
+
+
 def collect(roots: list[Path], out: Path) -> tuple[pd.DataFrame, list[tuple[str, str]], int]:
     """Write `out` (trials), the curve parts and the index; returns the trials, the skipped or noted directories
-    with reasons, and how many directories were (re-)read."""
+    with reasons, and how many directories were (re-)read. Atomic: the new curve parts are written first under
+    new names, then the trials table, then the stale rows are dropped and the index replaced; a failure removes
+    what this collect wrote and leaves the previous outputs as they were."""
     curves_dir, index_path = companion_paths(out)
     index = json.loads(index_path.read_text()) if index_path.exists() and out.exists() else {}
     if not all(isinstance(entry, list) and len(entry) == 2 for entry in index.values()):
@@ -204,8 +233,24 @@ def collect(roots: list[Path], out: Path) -> tuple[pd.DataFrame, list[tuple[str,
     current = {str(d): signature(d) for d in directories}
     unchanged = {d for d, sig in current.items() if d in index and index[d][0] == sig}
     stale = set(index) - unchanged
+    written: list[Path] = []
+    try:
+        trials, new_index, problems = read_new(directories, unchanged, index, current, old_trials, curves_dir, written)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_trials(uniform_types(trials), out)
+    except BaseException:
+        for part in written:
+            part.unlink(missing_ok=True)
+        raise
     drop_runs(curves_dir, {index[d][1] for d in stale}, stale)
+    index_path.with_name(index_path.name + ".tmp").write_text(json.dumps(new_index, indent=0))
+    os.replace(index_path.with_name(index_path.name + ".tmp"), index_path)
+    return trials, problems, len(directories) - len(unchanged)
 
+
+def read_new(directories, unchanged, index, current, old_trials, curves_dir, written):
+    """Read the new or changed run directories a part at a time, writing each part's curves (recorded in
+    `written`); returns the trials table, the new index and the problems."""
     new_index = {d: index[d] for d in unchanged}
     next_part = max([int(p.split("-")[1].split(".")[0]) for _, p in new_index.values()] + [-1]) + 1
     todo = [d for d in directories if str(d) not in unchanged]
@@ -227,14 +272,10 @@ def collect(roots: list[Path], out: Path) -> tuple[pd.DataFrame, list[tuple[str,
         kept = [run.row for run in runs if run.row["run_dir"] not in skipped]
         part = f"part-{next_part:06d}.parquet"
         next_part += 1
+        written.append(curves_dir / part)
         write_atomic(curves, curves_dir / part)
         new_index.update({row["run_dir"]: [current[row["run_dir"]], part] for row in kept})
         rows += kept
-    trials = pd.concat([old_trials[old_trials.run_dir.isin(unchanged)], pd.DataFrame(rows)], ignore_index=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    trials.to_parquet(tmp, index=False)
-    os.replace(tmp, out)
-    index_path.with_name(index_path.name + ".tmp").write_text(json.dumps(new_index, indent=0))
-    os.replace(index_path.with_name(index_path.name + ".tmp"), index_path)
-    return trials, problems, len(directories) - len(unchanged)
+    old = old_trials[old_trials.run_dir.isin(unchanged)]
+    trials = pd.concat([old, pd.DataFrame(rows)], ignore_index=True) if len(old) else pd.DataFrame(rows)
+    return trials, new_index, problems

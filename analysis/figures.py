@@ -1,36 +1,70 @@
-"""The report's figures, drawn with seaborn from the same tables that are saved as CSV beside them."""
+"""The report's figures, drawn with matplotlib in seaborn's theme from the same tables that are saved as CSV beside
+them. One style per optimizer (colour, line style and marker) across every figure of a report, so that overlapping
+curves stay distinguishable; constrained layout keeps labels and legends inside the figure."""
 
 from __future__ import annotations
+
+import itertools
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
+LINESTYLES = ["-", "--", "-.", ":"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
-def profile_plot(curve: pd.DataFrame) -> plt.Figure:
+
+def palette(names) -> dict[str, dict]:
+    """Optimizer -> {color, linestyle, marker}: colours from seaborn's palette (husl beyond ten), with line styles
+    and markers cycling at different periods so that no two optimizers look alike."""
+    names = sorted(set(names))
+    colours = sns.color_palette(n_colors=len(names)) if len(names) <= 10 else sns.color_palette("husl", len(names))
+    styles = itertools.cycle(LINESTYLES)
+    markers = itertools.cycle(MARKERS)
+    return {
+        n: {"color": c, "linestyle": next(styles), "marker": next(markers)} for n, c in zip(names, colours, strict=True)
+    }
+
+
+def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kw):
+    return plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained", squeeze=False, **kw)
+
+
+def legend_outside(fig, ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+
+
+def profile_plot(curve: pd.DataFrame, styles: dict) -> plt.Figure:
     """rho(tau) per optimizer (columns optimizer, tau, rho)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.lineplot(data=curve, x="tau", y="rho", hue="optimizer", drawstyle="steps-post", ax=ax, errorbar=None)
-    ax.set(xlabel="τ (time to target / best)", ylabel="fraction of tasks within τ", ylim=(-0.02, 1.02))
-    ax.legend(fontsize="small", ncols=2)
+    fig, axes = new_figure(8, 4.5)
+    ax = axes[0, 0]
+    for optimizer, group in curve.groupby("optimizer"):
+        style = styles[optimizer]
+        ax.step(group.tau, group.rho, where="post", color=style["color"], linestyle=style["linestyle"], label=optimizer)
+    ax.set(xlabel="τ (time to target / fastest)", ylabel="fraction of tasks within τ", ylim=(-0.02, 1.02))
+    legend_outside(fig, ax)
     return fig
 
 
-def critical_difference_plot(ranks: pd.Series, cd: float, groups: list[list[str]]) -> plt.Figure:
+def critical_difference_plot(ranks: pd.Series, cd: float, groups: list[list[str]], n_blocks: int) -> plt.Figure:
     """Demšar's diagram: mean ranks on an axis, a bar of length CD, and thick lines joining optimizers whose
-    ranks are not significantly different."""
+    ranks are not significantly different; N (independent workloads) in the title."""
     k = len(ranks)
     ordered = ranks.sort_values()
-    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.3 * k))
-    ax.set_xlim(0.5, k + 0.5)
-    ax.set_ylim(-(k + 1) * 0.5 - 0.5 * len(groups), 1.5)
-    ax.axhline(0, color="black", lw=1)
+    fig, axes = new_figure(9, 2.0 + 0.32 * k)
+    ax = axes[0, 0]
+    ax.set_xlim(-0.8, k + 1.8)
+    ax.set_ylim(-(k + 1) * 0.5 - 0.3 * len(groups) - 0.3, 1.6)
+    ax.axhline(0, xmin=(1 + 0.8) / (k + 2.6), xmax=(k + 0.8) / (k + 2.6), color="black", lw=1)
     for r in range(1, k + 1):
         ax.plot([r, r], [0, 0.15], color="black", lw=1)
         ax.text(r, 0.3, str(r), ha="center", fontsize=9)
@@ -41,65 +75,95 @@ def critical_difference_plot(ranks: pd.Series, cd: float, groups: list[list[str]
         y = -0.5 * (i + 1) if left else -0.5 * (k - i)
         x_text = 0.6 if left else k + 0.4
         ax.plot([rank, rank, x_text], [0, y, y], color="dimgray", lw=0.8)
-        ax.text(x_text, y, f"{name} ({rank:.2f})", ha="left" if left else "right", va="bottom", fontsize=9)
+        ax.text(x_text, y, f"{name} ({rank:.2f})", ha="right" if left else "left", va="center", fontsize=9)
     for j, group in enumerate(groups):
         y = -0.5 * (k + 1) / 2 - 0.25 * (j + 1)
         ax.plot([ordered[group[0]] - 0.03, ordered[group[-1]] + 0.03], [y, y], color="black", lw=3)
+    ax.set_title(f"mean rank over N = {n_blocks} independent workloads (1 = best)", fontsize=10)
     ax.axis("off")
     return fig
 
 
-def speedup_plot(table: pd.DataFrame) -> plt.Figure:
-    """Median speedup over the baseline against scale (columns workload, order, optimizer, speedup, ci_low, ci_high)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.lineplot(data=table, x="order", y="speedup", hue="optimizer", marker="o", ax=ax, errorbar=None)
-    for _, row in table.dropna(subset=["ci_low", "ci_high"]).iterrows():
-        ax.plot([row.order, row.order], [row.ci_low, row.ci_high], color="gray", lw=1, alpha=0.7)
+def speedup_plot(table: pd.DataFrame, styles: dict) -> plt.Figure:
+    """Median speedup over the baseline against scale with its 95% interval as error bars (columns workload,
+    order, optimizer, speedup, low, high); points beyond the extrapolation limit are left out."""
+    fig, axes = new_figure(8, 4.5)
+    ax = axes[0, 0]
+    offsets = np.linspace(-0.12, 0.12, max(table.optimizer.nunique(), 1))
+    for offset, (optimizer, group) in zip(offsets, table.groupby("optimizer"), strict=False):
+        shown = group[np.isfinite(group.speedup)]
+        style = styles[optimizer]
+        x = shown.order + offset
+        low = (shown.speedup - shown.low).clip(lower=0).fillna(0)
+        high = (shown.high - shown.speedup).clip(lower=0).replace(np.inf, 0).fillna(0)
+        ax.errorbar(x, shown.speedup, yerr=[low, high], capsize=4, elinewidth=1.5, label=optimizer, **style)
     scales = table.drop_duplicates("order").sort_values("order")
-    ax.set_xticks(scales.order, scales.workload, rotation=30)
+    ax.set_xticks(scales.order, scales.workload, rotation=20)
     ax.axhline(1.0, color="black", lw=1, ls="--")
     ax.set(xlabel="workload (by model size)", ylabel="data-equivalent speedup over the baseline")
+    legend_outside(fig, ax)
     return fig
 
 
-def palette(names) -> dict:
-    names = sorted(set(names))
-    return dict(zip(names, sns.color_palette(n_colors=len(names)), strict=True))
-
-
-def curve_plot(curves: pd.DataFrame, metric: str) -> plt.Figure:
+def curve_plot(curves: pd.DataFrame, metric: str, styles: dict, lines: dict) -> plt.Figure:
     """Median eval metric across seeds with a min-max band, against tokens and against timed seconds
-    (columns optimizer, tokens, seconds, median, low, high). Drawn with matplotlib in seaborn's theme: a sweep's
-    report has one such figure per task."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    colours = palette(curves.optimizer)
-    for ax, x in zip(axes, ("tokens", "seconds"), strict=True):
+    (columns optimizer, tokens, seconds, median, low, high); the target (dashed) and the known optimum (dotted)."""
+    fig, axes = new_figure(12, 4.4, ncols=2, sharey=True)
+    for ax, x in zip(axes[0], ("tokens", "seconds"), strict=True):
         for optimizer, group in curves.groupby("optimizer"):
-            ax.plot(group[x], group["median"], color=colours[optimizer], label=optimizer)
-            ax.fill_between(group[x], group["low"], group["high"], color=colours[optimizer], alpha=0.2, lw=0)
+            style = styles[optimizer]
+            ax.plot(group[x], group["median"], label=optimizer, markersize=3, **style)
+            ax.fill_between(group[x], group["low"], group["high"], color=style["color"], alpha=0.15, lw=0)
+        if np.isfinite(lines.get("target", np.nan)):
+            ax.axhline(lines["target"], color="black", ls="--", lw=1, label=f"target {lines['target']:.4g}")
+        if np.isfinite(lines.get("optimum", np.nan)):
+            ax.axhline(lines["optimum"], color="gray", ls=":", lw=1.2, label=f"optimum {lines['optimum']:.4g}")
         ax.set(xlabel="tokens" if x == "tokens" else "timed training seconds", ylabel=f"eval {metric}")
-    axes[0].legend(fontsize="small")
+    legend_outside(fig, axes[0, 0])
     return fig
 
 
-def lr_sensitivity_plot(table: pd.DataFrame) -> plt.Figure:
-    """Final metric against learning rate, one panel per task (columns task, optimizer, lr, final_metric)."""
+def lr_sensitivity_plot(table: pd.DataFrame, styles: dict) -> plt.Figure:
+    """Final metric against learning rate, one panel per task (columns task, optimizer, lr, final_metric,
+    diverged); a diverged configuration is a × at the top of its panel."""
     tasks = sorted(table.task.unique())
     cols = min(3, len(tasks))
     rows = -(-len(tasks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
-    colours = palette(table.optimizer)
+    fig, axes = new_figure(4.4 * cols + 1.6, 3.4 * rows, ncols=cols, nrows=rows)
     for ax, (task, group) in zip(axes.flat, table.groupby("task"), strict=False):
+        finite = group[~group.diverged & np.isfinite(group.final_metric)]
+        top = finite.final_metric.max() if len(finite) else 1.0
         for optimizer, points in group.groupby("optimizer"):
-            ax.plot(points.lr, points.final_metric, "o-", ms=3, color=colours[optimizer], label=optimizer)
+            style = styles[optimizer]
+            ok = points[~points.diverged]
+            ax.plot(ok.lr, ok.final_metric, ms=4, label=optimizer, **style)
+            bad = points[points.diverged]
+            ax.plot(bad.lr, [top] * len(bad), "x", color=style["color"], ms=7, mew=2)
         ax.set(xscale="log", title=task, xlabel="learning rate", ylabel="final eval metric")
+        ax.title.set_fontsize(10)
     for ax in axes.flat[len(tasks) :]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize="small")
-    fig.subplots_adjust(hspace=0.45, wspace=0.3, left=0.08, right=0.97, top=0.95, bottom=0.06)
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines() if not h.get_label().startswith("_")}
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize="small")
+    return fig
+
+
+def tuning_cost_plot(cost: pd.DataFrame, styles: dict) -> plt.Figure:
+    """Expected best final metric after k trials, against k and against compute (columns task, optimizer, k,
+    expected_best, seconds); one row of panels per task."""
+    tasks = sorted(cost.task.unique())
+    fig, axes = new_figure(12, 3.4 * len(tasks), ncols=2, nrows=len(tasks))
+    for row, task in zip(axes, tasks, strict=True):
+        group = cost[cost.task == task]
+        for ax, x, label in zip(row, ("k", "seconds"), ("trials of the search (k)", "training seconds"), strict=True):
+            for optimizer, points in group.groupby("optimizer"):
+                ax.plot(points[x], points.expected_best, ms=4, label=optimizer, **styles[optimizer])
+            ax.set(xlabel=label, ylabel="expected best metric", title=task)
+            ax.title.set_fontsize(10)
+    legend_outside(fig, axes[0, 0])
     return fig
 
 
 def save(fig: plt.Figure, path) -> None:
-    fig.savefig(path, dpi=90)  # (a tight bounding box would measure every tick label: seconds per large figure)
+    fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -1,12 +1,17 @@
 """The leaderboard report: every table and figure of a comparison, written as DIR/index.html (self-contained, images
 embedded), DIR/leaderboard.md, DIR/figures/<name>.png and DIR/tables/<name>.csv (the numbers behind each figure
-under the same name)."""
+under the same name). Every number comes with its seed count and, where it has one, a 95% interval; the policies
+it follows (analysis/tuning.py) are stated at the top of the report."""
 
 from __future__ import annotations
 
 import base64
 import html
+import json
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +20,27 @@ import pandas as pd
 
 from analysis import figures
 from analysis.collect import read_curves
-from analysis.profile import benchmark_score, performance_ratios, profile
-from analysis.speedup import MIN_BUDGETS, speedup_table
-from analysis.stats import average_ranks, cliques, friedman, nemenyi_cd
+from analysis.profile import median_times, performance_ratios, profile, score_cap, scores, study_times
+from analysis.speedup import MIN_BUDGETS, Speedups, speedup_label, speedups
+from analysis.stats import (
+    average_ranks,
+    cliques,
+    friedman_test,
+    nemenyi_cd,
+    seeds_needed,
+    workload_ranks,
+)
 from analysis.tables import write_csv
-from analysis.tuning import COMPARED, best_configs, calibrated_default, config_results, trials_frame, tuned_vs_default
+from analysis.tuning import (
+    calibrated_default,
+    compared,
+    config_results,
+    search_seeds,
+    trials_frame,
+    tuned_results,
+    tuned_vs_default,
+    tuning_cost,
+)
 
 PROVENANCE = {
     "provenance.data_fingerprint": "data fingerprints",
@@ -27,6 +48,20 @@ PROVENANCE = {
     "provenance.torch_version": "torch versions",
     "provenance.git_commit": "code versions",
 }
+CPU_WORKLOADS = ("quadratic", "cnn_digits", "lm_tiny")  # (the sweep's `workload=cpu`)
+DETECTABLE = 0.005  # the difference the seed-count estimate is for: 0.5% of the metric
+POLICIES = (
+    "Policies. Selection and scoring never share seeds: each optimizer's tuned configuration per task is the best "
+    "on its search seed (seed 0 in a sweep); tuned and default results are measured on the other seeds "
+    "(`tuning.seeds` reruns both), and a result with no other seed is marked in-sample. Blocks are independent "
+    "workloads: a workload's budgets are ranked together as one block, never counted as separate evidence. "
+    "Diverged = the worst result (worst rank, infinite time to target); failed = missing, listed under Failed "
+    "trials with its error; a task an optimizer never ran is 'not run', never a miss. Speedups are never "
+    "extrapolated past 2× the baseline's largest budget or below half its smallest (shown as '> x', '< x'). "
+    "Intervals are 95%: Student's t over seeds for results and gaps, bootstrap for ranks (workloads resampled), "
+    "profile scores (studies resampled) and speedups (parametric); n is the number of seeds (or workloads) behind "
+    "a number."
+)
 
 
 def is_curve_column(name: str) -> bool:
@@ -51,14 +86,62 @@ def fmt(value) -> str:
             return "–"
         if np.isinf(value):
             return "∞" if value > 0 else "-∞"
+        if abs(value) < 1e-9:  # floating-point residue of a difference of equal numbers
+            return "0"
         return f"{value:.4g}"
     return str(value)
+
+
+def decimals(low: float, high: float) -> int | None:
+    """Decimal places that show an interval's half-width to two significant digits (None without an interval)."""
+    half = (high - low) / 2
+    if not np.isfinite(half) or half <= 0:
+        return None
+    return max(0, 1 - int(np.floor(np.log10(half))))
+
+
+def rounded(value: float, places: int) -> str:
+    if np.isinf(value):
+        return fmt(value)
+    return f"{round(float(value), places) + 0.0:.{places}f}"  # (+ 0.0: no "-0.00")
+
+
+def with_interval(value: float, low: float, high: float, n: int | None = None) -> str:
+    """'2.034 [2.021, 2.047] (n=3)', rounded to the interval's precision: no digits finer than the noise."""
+    if not np.isfinite(value):
+        shown = fmt(value)
+    else:
+        places = decimals(low, high)
+        if places is None:
+            shown = fmt(float(value))
+        else:
+            shown = f"{rounded(value, places)} [{rounded(low, places)}, {rounded(high, places)}]"
+    return f"{shown} (n={n})" if n is not None else shown
+
+
+def readable(hparams: str) -> str:
+    """'{"lr": 0.001, "betas": [0.9, 0.95]}' -> 'lr=0.001, betas=(0.9, 0.95)'."""
+    try:
+        values = json.loads(hparams)
+    except (json.JSONDecodeError, TypeError):
+        return str(hparams)
+    if not isinstance(values, dict):
+        return str(hparams)
+    show = lambda v: f"({', '.join(map(fmt, v))})" if isinstance(v, list) else fmt(v)  # noqa: E731
+    return ", ".join(f"{k}={show(v)}" for k, v in values.items())
 
 
 def markdown_table(df: pd.DataFrame) -> str:
     cells = [[fmt(v).replace("|", "\\|") for v in row] for row in df.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def sweep_command(optimizers, workloads, *extra: str) -> str:
+    return " ".join(
+        ["python -m suite.sweep", f"optimizer={','.join(sorted(optimizers))}", f"workload={','.join(workloads)}"]
+        + list(extra)
+    )
 
 
 class Report:
@@ -70,8 +153,8 @@ class Report:
         self.curves_path = curves
         self.out = out
         self.baseline = baseline
-        self.configs = config_results(self.trials)
-        self.best = best_configs(self.configs)
+        self.tuned = tuned_results(self.trials)
+        self.colours = figures.palette(self.trials.optimizer)
         self.sections: list[Section] = []
 
     # --- helpers -------------------------------------------------------------------------------------------------
@@ -85,142 +168,293 @@ class Report:
         self.table(name, numbers)
         return name
 
-    def best_trials(self) -> pd.DataFrame:
-        """The trials (all seeds) of each task's and optimizer's tuned configuration."""
-        keys = self.best[["task", "optimizer", "hparams"]]
-        compared = self.trials[self.trials.status.isin(COMPARED)]
-        return compared.merge(keys, on=["task", "optimizer", "hparams"])
+    def tuned_trials(self) -> pd.DataFrame:
+        """The finished trials of each task's and optimizer's tuned configuration on its scoring seeds (on its
+        search seed where it has no other: in-sample, as the leaderboard marks it)."""
+        keys = self.tuned[["task", "optimizer", "hparams", "in_sample"]]
+        rows = compared(self.trials).merge(keys, on=["task", "optimizer", "hparams"])
+        search = rows.join(search_seeds(self.trials), on=["task", "optimizer"]).search_seed
+        return rows[rows.in_sample | (rows.seed != search)].drop(columns="in_sample")
 
-    def score_matrix(self) -> pd.DataFrame:
-        """Task x optimizer tuned scores on the tasks every optimizer ran (complete blocks for ranks)."""
-        return self.best.pivot(index="task", columns="optimizer", values="score").dropna()
+    def complete(self) -> tuple[pd.DataFrame, list[str]]:
+        """Task x optimizer tuned scores on the workloads whose every task every optimizer ran (complete blocks),
+        and the workloads left out for a missing optimizer."""
+        matrix = self.tuned.pivot(index="task", columns="optimizer", values="score")
+        workload = self.tuned.groupby("task").workload.first()
+        gaps = matrix.isna().any(axis=1).groupby(workload).any()
+        return matrix[~workload.reindex(matrix.index).isin(gaps[gaps].index)], sorted(gaps[gaps].index)
+
+    def block_ranks(self) -> tuple[pd.DataFrame, list[str]]:
+        matrix, left_out = self.complete()
+        if matrix.empty or matrix.shape[1] < 2:
+            return pd.DataFrame(), left_out
+        return workload_ranks(matrix, self.tuned.groupby("task").workload.first()), left_out
+
+    def noise(self) -> pd.DataFrame:
+        """Per task: the pooled seed-to-seed standard deviation of the final metric (configurations run on two or
+        more seeds, finite results), its seed count, and the seeds per arm needed to detect DETECTABLE of the
+        metric at 80% power."""
+        finished = compared(self.trials)
+        finished = finished[np.isfinite(finished.score)]
+        groups = finished.groupby(["task", "optimizer", "hparams"]).final_metric
+        residual = finished.final_metric - groups.transform("mean")
+        dof = (groups.size() - 1).groupby("task").sum()
+        sd = np.sqrt((residual**2).groupby(finished.task).sum() / dof.where(dof > 0))
+        level = finished.groupby("task").final_metric.median().abs()
+        rows = [
+            {
+                "task": task,
+                "seed_sd": sd.get(task, np.nan),
+                "dof": int(dof.get(task, 0)),
+                "difference": DETECTABLE * level[task],
+                "seeds_needed": seeds_needed(sd.get(task, np.nan), DETECTABLE * level[task]),
+            }
+            for task in level.index
+        ]
+        return pd.DataFrame(rows, columns=["task", "seed_sd", "dof", "difference", "seeds_needed"])
 
     # --- sections ------------------------------------------------------------------------------------------------
     def build(self) -> list[Section]:
-        speedups = self.speedups()
-        ratios = performance_ratios(
-            self.best[["task", "optimizer", "time_to_target"]].rename(columns={"task": "workload"})
-        )
-        reached = np.isfinite(ratios.to_numpy()).any()
+        speedup = self.speedups()
+        times = study_times(self.trials)
         self.sections = [
-            self.leaderboard(ratios if reached else None, speedups),
+            self.leaderboard(times, speedup),
             self.tuning_section(),
-            self.speedup_section(speedups),
+            self.tuning_cost_section(),
+            self.speedup_section(speedup),
             self.curves_section(),
-            self.profile_section(ratios if reached else None),
+            self.profile_section(times),
             self.ranks_section(),
             self.lr_section(),
+            self.failed_section(),
             self.provenance_section(),
         ]
         return self.sections
 
-    def leaderboard(self, ratios: pd.DataFrame | None, speedups: pd.DataFrame | None) -> Section:
+    def task_cells(self) -> pd.DataFrame:
+        """Optimizer x task: the tuned result with its interval and seeds, 'diverged', or 'not run'; '≈ best' where
+        its interval overlaps the best optimizer's on the task (within the noise)."""
+        cells = {}
+        for task, group in self.tuned.groupby("task"):
+            best = group.loc[group.score.idxmin()]
+            for row in group.itertuples():
+                if np.isinf(row.score):
+                    text = f"diverged ({row.diverged} of {row.seeds} seeds)"
+                else:
+                    text = with_interval(row.final_metric, row.low, row.high, row.seeds)
+                    if row.in_sample:
+                        text += " in-sample"
+                    overlap = row.optimizer != best.optimizer and max(row.low, best.low) <= min(row.high, best.high)
+                    text += " ≈ best" if overlap else ""
+                cells.setdefault(row.optimizer, {})[task] = text
+        table = pd.DataFrame(cells).T.reindex(sorted(self.trials.optimizer.unique()))
+        return table.fillna("not run")
+
+    def leaderboard(self, times: pd.DataFrame, speedup) -> Section:
         status = self.trials.groupby("optimizer").status
         board = pd.DataFrame(
             {
                 "trials": status.size(),
                 "failed": status.apply(lambda s: int((s == "failed").sum())),
                 "diverged": status.apply(lambda s: int((s == "diverged").sum())),
-                "tasks": self.best.groupby("optimizer").task.nunique(),
+                "tasks": self.tuned.groupby("optimizer").task.nunique(),
             }
         )
-        board["profile_score"] = benchmark_score(ratios) if ratios is not None else np.nan
-        matrix = self.score_matrix()
-        board["mean_rank"] = average_ranks(matrix) if len(matrix) and matrix.shape[1] > 1 else np.nan
-        if speedups is not None:
-            for workload, group in speedups.groupby("workload", sort=False):
-                cells = group.set_index("optimizer").apply(
-                    lambda r: (
-                        f"{r.speedup:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]"
-                        if np.isfinite(r.ci_low)
-                        else fmt(r.speedup)
-                    ),
-                    axis=1,
-                )
-                board[f"speedup {workload}"] = cells
-        board = board.sort_values(["profile_score", "mean_rank"], ascending=[False, True]).reset_index()
-        text = [
-            f"{len(self.trials)} trials on {self.trials.task.nunique()} task(s). Each optimizer is compared at its "
-            "tuned configuration per task: the one with the best median held-out metric over seeds at the end of "
-            "training. Profile score: area under the performance profile for τ in [1, 4], divided by 3 (AlgoPerf). "
-            f"Mean rank over the {len(matrix)} task(s) every optimizer ran (1 = best). "
-            f"Speedup: median over budgets of the data-equivalent speedup over {self.baseline} at that scale, "
-            "with the median bootstrap 95% interval."
+        ranks, left_out = self.block_ranks()
+        text = [POLICIES]
+        if len(ranks) and ranks.shape[1] > 1:
+            board["mean_rank"] = average_ranks(ranks)
+            draws = [
+                ranks.iloc[np.random.default_rng(i).integers(0, len(ranks), len(ranks))].mean() for i in range(1000)
+            ]
+            board["rank_low"] = pd.DataFrame(draws).quantile(0.025)
+            board["rank_high"] = pd.DataFrame(draws).quantile(0.975)
+            board["workloads"] = len(ranks)
+        else:
+            board["mean_rank"] = board["rank_low"] = board["rank_high"] = np.nan
+            board["workloads"] = 0
+        profile_scores = scores(times) if np.isfinite(times.time_to_target).any() else None
+        if profile_scores is not None:
+            board["profile_score"] = profile_scores.score
+            board["profile_low"], board["profile_high"] = profile_scores.low, profile_scores.high
+        board = board.sort_values(["mean_rank", "optimizer"] if "optimizer" in board else ["mean_rank"])
+        board = board.rename_axis("optimizer").reset_index().sort_values(["mean_rank", "optimizer"])
+        cells = self.task_cells()
+        numbers = board.merge(cells.rename(columns=lambda t: f"task: {t}"), left_on="optimizer", right_index=True)
+        if speedup is not None:
+            for workload, group in speedup.summary.groupby("workload", sort=False):
+                labels = {
+                    r.optimizer: speedup_label(r.speedup, r.low, r.high, r.cap, r.floor) for r in group.itertuples()
+                }
+                numbers[f"speedup {workload}"] = numbers.optimizer.map(labels).fillna("–")
+        self.table("leaderboard", numbers)
+        shown = pd.DataFrame({"optimizer": numbers.optimizer})
+        shown["mean rank [95%]"] = [
+            with_interval(r.mean_rank, r.rank_low, r.rank_high, r.workloads) if np.isfinite(r.mean_rank) else "–"
+            for r in numbers.itertuples()
         ]
-        if ratios is None:
-            text.append("No tuned configuration reached a target, or no task has one: no profile scores.")
-        return Section("Leaderboard", text, [("leaderboard", self.table("leaderboard", board))])
+        if profile_scores is not None:
+            shown["profile score [95%]"] = [
+                with_interval(r.profile_score, r.profile_low, r.profile_high) if np.isfinite(r.profile_score) else "–"
+                for r in numbers.itertuples()
+            ]
+        for column in numbers.columns:
+            if column.startswith(("task: ", "speedup ")):
+                shown[column.removeprefix("task: ")] = numbers[column]
+        shown["trials (failed, diverged)"] = [f"{r.trials} ({r.failed}, {r.diverged})" for r in numbers.itertuples()]
+        n_workloads = int(numbers.workloads.max()) if len(numbers) else 0
+        text.append(
+            f"{len(self.trials)} trials on {self.trials.task.nunique()} task(s) of {self.trials.workload.nunique()} "
+            f"workload(s). Ordered by the primary measure, the mean rank of the tuned results over the {n_workloads} "
+            "independent workload(s) that every optimizer ran (1 = best; interval: workloads resampled). Each task "
+            "cell is the tuned configuration's mean final held-out metric over its scoring seeds, with its "
+            "Student's t interval and n; '≈ best' marks a result within the seed noise of the task's best (the "
+            "intervals overlap): that comparison is not resolved."
+        )
+        if left_out:
+            text.append(f"Left out of the ranks (an optimizer did not run every task): {', '.join(left_out)}.")
+        if profile_scores is not None:
+            text.append(
+                "Profile score: AlgoPerf's benchmark score (area under the performance profile for τ in [1, 4], / 3) "
+                "over the tasks each optimizer ran, with a bootstrap interval over studies (seeds)."
+            )
+        noise = self.table("seeds_needed", self.noise())
+        known = noise.dropna(subset=["seeds_needed"])
+        if len(known):
+            listed = "; ".join(
+                f"{r.task}: seed sd {fmt(r.seed_sd)}, {int(r.seeds_needed)} seeds" for r in known.itertuples()
+            )
+            text.append(
+                f"Seeds needed per optimizer to detect a difference of {DETECTABLE:.1%} of the metric at 80% power "
+                f"(two-sided, α = 0.05), from the observed seed-to-seed spread: {listed} (tables/seeds_needed.csv)."
+            )
+        else:
+            text.append("Seeds needed: unknown, no configuration ran on two or more seeds (run with tuning.seeds=3).")
+        return Section("Leaderboard", text, [("leaderboard", shown)])
 
     def tuning_section(self) -> Section:
-        tvd = self.table("tuned_vs_default", tuned_vs_default(self.configs))
-        calibrated = self.table("calibrated_default", calibrated_default(self.configs))
+        tvd = tuned_vs_default(self.trials)
+        self.table("tuned_vs_default", tvd)
+        shown = pd.DataFrame(
+            {
+                "task": tvd.task,
+                "optimizer": tvd.optimizer,
+                "default": tvd.default,
+                "tuned": tvd.tuned,
+                "gap [95% t]": [
+                    with_interval(r.gap, r.low, r.high, r.seeds) if np.isfinite(r.gap) else "–"
+                    for r in tvd.itertuples()
+                ],
+                "configs tried": tvd.configs_tried,
+                "note": tvd.note,
+                "tuned hyperparameters": tvd.tuned_hparams.map(readable),
+            }
+        )
+        calibrated = self.table("calibrated_default", calibrated_default(self.trials))
+        shown_calibrated = calibrated.assign(calibrated_hparams=calibrated.calibrated_hparams.map(readable))
         text = [
-            "Default: the authors' defaults (median over seeds). Tuned: the best configuration found (median over "
-            "its seeds). Gap: how much tuning improved the metric (positive = tuning helped); configs_tried is the "
-            "tuning budget.",
-            "Calibrated default: per optimizer, the one configuration tried on every task with the best mean "
-            "normalised result (0 = best result on the task, 1 = worst), against tuning on each task separately.",
+            "Tuned: the configuration selected on the search seed; default: the authors' defaults; both scored on "
+            "the same other seeds (means). Gap: the mean over those seeds of default − tuned in the metric's "
+            "units, oriented so that positive = tuning helped; it can be negative (the selection seed misled). "
+            "configs tried is the tuning budget.",
+            "Calibrated default (Kasimbeg et al.): per optimizer, the one configuration for every task with the best "
+            "mean normalised result (0 = the best result of any optimizer on the task, 1 = the worst). in_sample "
+            "chooses and scores it on the same tasks (optimistic); held_out chooses it on all workloads but one and "
+            "scores it on that one, rotating (the honest cost of one setting); tuned_per_task is the best per task.",
         ]
         if calibrated.empty:
-            text.append("No configuration was tried on two or more tasks, so no calibrated default exists yet.")
-        return Section("Tuned versus default", text, [("tuned_vs_default", tvd), ("calibrated_default", calibrated)])
+            command = sweep_command(self.trials.optimizer.unique(), self.other_workloads(2), "tuning=random")
+            text.append(
+                "No calibrated default yet: it needs an optimizer's same configurations on tasks of two or more "
+                f"workloads (e.g. `{command}`)."
+            )
+        return Section(
+            "Tuned versus default", text, [("tuned_vs_default", shown), ("calibrated_default", shown_calibrated)]
+        )
 
-    def speedups(self) -> pd.DataFrame | None:
-        """Median data-equivalent speedup per optimizer and scale, where the baseline has enough budgets."""
-        best = self.best_trials()
-        best = best[best.lower_is_better.astype(bool)]
+    def other_workloads(self, n: int) -> list[str]:
+        have = sorted(self.trials.workload.unique())
+        return have + [w for w in CPU_WORKLOADS if w not in have][: max(0, n - len(have))]
+
+    def tuning_cost_section(self) -> Section:
+        section = Section("Tuning cost")
+        cost = tuning_cost(self.trials)
+        cost = cost[cost.groupby(["task", "optimizer"]).k.transform("max") > 1]
+        if cost.empty:
+            section.text.append("Not available: no optimizer searched more than one configuration on a task.")
+            return section
+        section.text.append(
+            "Expected best final metric after k trials of the search (Dodge et al. 2019, computed exactly for draws "
+            "without replacement from the configurations searched), against k and against the training seconds "
+            "those k trials cost: which optimizer is good at a small tuning budget, which only at a large one. "
+            "Meaningful for random search, whose trials are exchangeable; a diverged trial counts as the task's "
+            "worst finite result."
+        )
+        section.figures.append(self.figure("tuning_cost", figures.tuning_cost_plot(cost, self.colours), cost))
+        return section
+
+    def speedups(self):
+        """Data-equivalent speedups per (workload, budget) and per scale, where the baseline has enough budgets."""
+        best = self.tuned_trials()
+        best = best[best.lower_is_better.astype(bool) & np.isfinite(best.final_metric)]
         base = best[best.optimizer == self.baseline]
         budgets = base.groupby("workload").budget_tokens.nunique()
         scales = budgets[budgets >= MIN_BUDGETS].index
         points = best[best.workload.isin(scales)]
         if points.empty or points.optimizer.nunique() < 2:
             return None
-        table = speedup_table(points, baseline=self.baseline)
-        self.table("speedup_points", table)
-        summary = table.groupby(["workload", "optimizer"], as_index=False).agg(
-            speedup=("speedup", "median"),
-            ci_low=("ci_low", "median"),
-            ci_high=("ci_high", "median"),
-            budgets=("budget_tokens", "nunique"),
-            beyond_fit=("status", lambda s: int((s != "ok").sum())),
-        )
+        result = speedups(points, baseline=self.baseline)
+        self.table("speedup_points", result.points)
         order = self.scale_order()
-        summary["order"] = summary.workload.map(order)
-        return summary.sort_values(["order", "optimizer"]).reset_index(drop=True)
+        result.summary["order"] = result.summary.workload.map(order)
+        return Speedups(result.points, result.summary.sort_values(["order", "optimizer"]))
 
     def scale_order(self) -> dict:
         size = "params_non_embedding" if "params_non_embedding" in self.trials else "workload"
         ranked = self.trials.groupby("workload")[size].first().sort_values()
         return {name: i for i, name in enumerate(ranked.index)}
 
-    def speedup_section(self, speedups: pd.DataFrame | None) -> Section:
+    def speedup_section(self, speedup) -> Section:
         section = Section("Speedup versus scale")
-        if speedups is None:
+        if speedup is None:
+            workload = self.trials.workload.iloc[0]
+            budget = self.trials[self.trials.workload == workload].budget_tokens.dropna()
+            b = int(budget.iloc[0]) if len(budget) else None
+            tokens = f"workload.tokens={b // 2},{b},{2 * b}" if b else "workload.tokens=a,b,c"
+            command = sweep_command(
+                {self.baseline, *self.trials.optimizer.unique()}, [workload], tokens, "tuning.seeds=3"
+            )
             section.text.append(
-                f"Not available: no scale where the baseline {self.baseline} has at least {MIN_BUDGETS} budgets "
-                "and another optimizer ran (the fit of loss against data needs them)."
+                f"Not available: no workload where the baseline {self.baseline} has at least {MIN_BUDGETS} budgets "
+                f"and another optimizer ran (the fit of loss against data needs them). To get one: `{command}`."
             )
             return section
         section.text.append(
             f"Data-equivalent speedup ('Fantastic Pretraining Optimizers'): the data {self.baseline} needs to reach "
-            "each optimizer's final loss, from a fit L(D) = α·D^(−B) + β of its tuned losses, divided by the data "
-            "used. Per-budget values are in speedup_points.csv."
+            "each optimizer's final loss, from a fit L(D) = α·D^(−B) + β of its tuned losses (mean over seeds), "
+            "divided by the data used; per scale, the median over budgets. Interval: parametric bootstrap of every "
+            "point's seed mean (baseline refitted each time), the summary's from the bootstrap of the summary "
+            f"itself. A fit with α ≤ 0 or B outside (0, 2] is 'no fit'; a speedup that needs more than 2× the "
+            "baseline's largest budget is shown as '> x'. Per-budget values: speedup_points.csv."
         )
-        section.figures.append(self.figure("speedup_vs_scale", figures.speedup_plot(speedups), speedups))
+        summary = speedup.summary
+        section.figures.append(self.figure("speedup_vs_scale", figures.speedup_plot(summary, self.colours), summary))
         return section
 
     def curves_section(self) -> Section:
         section = Section("Eval metric over training")
-        best = self.best_trials()
+        best = self.tuned_trials()
         if self.curves_path is None or not self.curves_path.is_dir() or "run_dir" not in best:
             section.text.append("Not available: curves come from run directories (collect), not from a CSV.")
             return section
         curves = read_curves(self.curves_path, set(best.run_dir), columns=is_curve_column)
         section.text.append(
             "Tuned configuration per optimizer: median over seeds, the band spans the seeds' minimum to maximum; "
-            "against tokens and against timed training seconds (evaluation excluded)."
+            "against tokens and against timed training seconds (evaluation excluded). Dashed: the workload's "
+            "target; dotted: its known optimum (where one is known)."
         )
         metric_names = self.raw.groupby("workload")["metric_name"].first() if "metric_name" in self.raw else {}
+        sparse = []
         for task, runs in best.groupby("task"):
             metric = metric_names.get(runs.workload.iloc[0], "loss")
             column = f"eval/{metric}"
@@ -240,65 +474,118 @@ class Report:
                 )
                 .sort_values(["optimizer", "step"])
             )
-            section.figures.append(self.figure(f"curves_{slug(task)}", figures.curve_plot(numbers, metric), numbers))
+            if numbers.groupby("optimizer").size().min() < 5:
+                sparse.append(task)
+            lines = {
+                "target": pd.to_numeric(runs.get("target"), errors="coerce").median() if "target" in runs else np.nan,
+                "optimum": pd.to_numeric(runs.get("optimal_loss"), errors="coerce").median()
+                if "optimal_loss" in runs and metric == "loss"
+                else np.nan,
+            }
+            fig = figures.curve_plot(numbers, metric, self.colours, lines)
+            section.figures.append(self.figure(f"curves_{slug(task)}", fig, numbers))
+        if sparse:
+            section.text.append(
+                f"Fewer than 5 evaluations per curve on {', '.join(sparse)}: set a smaller eval_every to see the shape."
+            )
         return section
 
-    def profile_section(self, ratios: pd.DataFrame | None) -> Section:
+    def profile_section(self, times: pd.DataFrame) -> Section:
         section = Section("Performance profile")
-        if ratios is None:
-            section.text.append("Not available: no task has a target, or no tuned configuration reached one.")
+        if not np.isfinite(times.time_to_target).any():
+            section.text.append(
+                "Not available: no task has a target, or no trial reached one. Targets are set per workload "
+                "(README: Targets); a run records its time to target when its workload has one."
+            )
             return section
+        ratios = performance_ratios(median_times(times))
         section.text.append(
-            "ρ(τ): the fraction of tasks on which an optimizer's tuned time to target (timed seconds, median over "
-            "seeds) is within τ of the fastest; a missed target or a ratio above 4 never counts."
+            "AlgoPerf's rule: per study (a seed: the trials run on it), the time of the fastest trial that reached "
+            "the target; per task, the median over studies, a study that missed counting as infinite; ρ(τ) is the "
+            "fraction of the tasks an optimizer ran whose ratio to the fastest optimizer is within τ (a miss or a "
+            "ratio above 4 never counts); times are timed training seconds."
         )
+        unreached, tasks = score_cap(ratios)
+        if unreached:
+            section.text.append(
+                f"No optimizer reached the target on {unreached} of {tasks} task(s): every score is at most "
+                f"{1 - unreached / tasks:.2f}, not 1."
+            )
         self.table("performance_ratios", ratios.reset_index())
         curve = profile(ratios)
-        section.figures.append(self.figure("performance_profile", figures.profile_plot(curve), curve))
+        section.figures.append(self.figure("performance_profile", figures.profile_plot(curve, self.colours), curve))
         return section
 
     def ranks_section(self) -> Section:
         section = Section("Ranks and significance")
-        matrix = self.score_matrix()
-        k, n = matrix.shape[1], len(matrix)
+        ranks, left_out = self.block_ranks()
+        k, n = ranks.shape[1] if len(ranks) else 0, len(ranks)
         if k < 2 or n < 2:
+            command = sweep_command(self.trials.optimizer.unique(), self.other_workloads(2), "tuning=random")
             section.text.append(
-                f"Not available: the Friedman test needs at least 2 optimizers on at least 2 common tasks "
-                f"(have {k} on {n})."
+                f"Not available: the Friedman test needs at least 2 optimizers on at least 2 independent workloads "
+                f"that every optimizer ran (have {k} on {n}; a workload's budgets are one block). To get them: "
+                f"`{command}`."
             )
             return section
-        ranks = average_ranks(matrix)
-        test = friedman(ranks.to_numpy(), n)
+        mean_ranks = average_ranks(ranks)
+        test = friedman_test(ranks)
         cd = nemenyi_cd(k, n)
-        groups = cliques(ranks, cd)
+        groups = cliques(mean_ranks, cd)
+        agreement = np.isinf(test.f)
         section.text.append(
-            f"Friedman test over {n} tasks and {k} optimizers: χ² = {test.chi2:.3f} (p = {test.p_chi2:.3g}); "
-            f"Iman–Davenport F = {test.f:.3f} (p = {test.p_f:.3g}). Nemenyi critical difference at α = 0.05: "
-            f"{cd:.3f}. Optimizers joined by a bar are not significantly different."
+            f"Friedman test over N = {n} independent workloads and k = {k} optimizers, tie-corrected: "
+            f"χ² = {test.chi2:.3f} (p = {test.p_chi2:.3g}); "
+            + (
+                "every workload ranks the optimizers identically, so the Iman–Davenport F is unbounded. "
+                if agreement
+                else f"Iman–Davenport F = {test.f:.3f} (p = {test.p_f:.3g}). "
+            )
+            + f"Nemenyi critical difference at α = 0.05: {cd:.3f}. Optimizers joined by a bar are not "
+            "significantly different."
+            + (f" Left out (an optimizer did not run every task): {', '.join(left_out)}." if left_out else "")
         )
-        numbers = ranks.rename_axis("optimizer").reset_index()
+        numbers = mean_ranks.rename_axis("optimizer").reset_index()
         numbers["critical_difference"] = cd
+        numbers["workloads"] = n
         numbers["group"] = [";".join(str(i) for i, g in enumerate(groups) if name in g) for name in numbers.optimizer]
-        fig = figures.critical_difference_plot(ranks, cd, groups)
+        fig = figures.critical_difference_plot(mean_ranks, cd, groups, n)
         section.figures.append(self.figure("critical_difference", fig, numbers))
         return section
 
     def lr_section(self) -> Section:
         section = Section("Learning-rate sensitivity")
-        points = self.configs.dropna(subset=["lr"])
-        points = points[np.isfinite(points.final_metric) & (pd.to_numeric(points.lr, errors="coerce") > 0)]
+        points = config_results(self.trials).dropna(subset=["lr"])
+        points = points[pd.to_numeric(points.lr, errors="coerce") > 0]
         if points.empty:
             section.text.append("Not available: no trial records a learning rate.")
             return section
         section.text.append(
-            "Final held-out metric (median over seeds) of every configuration tried, against its learning rate; "
-            "a flat curve means the optimizer is forgiving, a narrow valley means it needs tuning."
+            "Final held-out metric on the search seed of every configuration tried, against its learning rate; a "
+            "flat curve means the optimizer is forgiving, a narrow valley means it needs tuning. A diverged "
+            "configuration is drawn as × at the top of its panel."
         )
-        numbers = points[["task", "optimizer", "lr", "final_metric", "seeds", "hparams"]].sort_values(
+        numbers = points[["task", "optimizer", "lr", "final_metric", "score", "hparams"]].sort_values(
             ["task", "optimizer", "lr"]
         )
-        numbers = numbers.astype({"lr": float})
-        section.figures.append(self.figure("lr_sensitivity", figures.lr_sensitivity_plot(numbers), numbers))
+        numbers = numbers.astype({"lr": float}).assign(diverged=~np.isfinite(numbers.score))
+        numbers["hparams"] = numbers.hparams.map(readable)
+        fig = figures.lr_sensitivity_plot(numbers.drop(columns="score"), self.colours)
+        section.figures.append(self.figure("lr_sensitivity", fig, numbers.drop(columns="score")))
+        return section
+
+    def failed_section(self) -> Section:
+        section = Section("Failed trials")
+        failed = self.trials[~self.trials.status.isin(("completed", "diverged"))]
+        if failed.empty:
+            section.text.append("None: every trial completed or diverged.")
+            return section
+        section.text.append(
+            f"{len(failed)} trial(s) did not finish; they are missing from every table and figure above."
+        )
+        columns = [c for c in ("task", "optimizer", "seed", "status", "error", "run_dir") if c in failed]
+        shown = failed[columns].assign(hparams=failed.hparams.map(readable))
+        section.tables.append(("failed", self.table("failed", shown)))
         return section
 
     def provenance_section(self) -> Section:
@@ -383,7 +670,20 @@ def write(sections: list[Section], out: Path, source: str) -> tuple[Path, Path]:
 
 
 def report(trials: pd.DataFrame, curves: Path | None, out: Path, source: str, baseline: str = "adamw"):
-    """Build every section and write the report; returns the sections and the two files."""
+    """Build every section and write the report; returns the sections and the two files. The report is built in a
+    staging directory and moved into `out` only when complete: a failure leaves the previous report as it was."""
     out.mkdir(parents=True, exist_ok=True)
-    sections = Report(trials, curves, out, baseline).build()
-    return sections, write(sections, out, source)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        sections = Report(trials, curves, staging, baseline).build()
+        write(sections, staging, source)
+        for name in ("figures", "tables"):
+            if (out / name).exists():
+                shutil.rmtree(out / name)
+            if (staging / name).exists():
+                os.replace(staging / name, out / name)
+        for name in ("index.html", "leaderboard.md"):
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sections, (out / "index.html", out / "leaderboard.md")

@@ -39,8 +39,8 @@ def fit_power_law(tokens, losses) -> PowerLaw:
     D = np.asarray(tokens, dtype=float)[order]
     L = np.asarray(losses, dtype=float)[order]
     d0 = D[0]
-    with warnings.catch_warnings():  # three budgets fit exactly: no covariance, which this fit does not use
-        warnings.simplefilter("ignore", OptimizeWarning)
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", OptimizeWarning)  # three budgets fit exactly: no covariance (unused here)
         params, _ = curve_fit(
             lambda x, a, b, c: a * x ** (-b) + c, D / d0, L, p0=(L[0] - L[-1], 0.5, L[-1]), maxfev=20000
         )
@@ -54,61 +54,158 @@ def check_columns(df: pd.DataFrame, required: tuple[str, ...]) -> None:
 
 
 POINT = ["workload", "optimizer", "budget_tokens"]
+EXTRAPOLATION = 2.0  # a speedup needing more than this multiple of the largest baseline budget is shown as "> x"
 
 
-def _speedups(means: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Point estimates from the mean final loss of each (workload, optimizer, budget)."""
-    rows = []
-    for workload, group in means.groupby("workload"):
-        base = group[group.optimizer == baseline]
-        if len(base) < MIN_BUDGETS:
-            raise ValueError(
-                f"workload {workload}: baseline {baseline!r} has {len(base)} budget(s); "
-                f"the fit needs at least {MIN_BUDGETS}"
-            )
-        law = fit_power_law(base.budget_tokens, base.final_metric)
-        for row in group[group.optimizer != baseline].itertuples():
-            d_eff = law.tokens_for(row.final_metric)
-            rows.append(
-                {
-                    "workload": workload,
-                    "optimizer": row.optimizer,
-                    "budget_tokens": row.budget_tokens,
-                    "final_metric": row.final_metric,
-                    "effective_tokens": d_eff,
-                    "speedup": d_eff / row.budget_tokens,
-                    "status": "ok" if np.isfinite(d_eff) else "beyond fit",
-                    "fit_alpha": law.alpha,
-                    "fit_B": law.B,
-                    "fit_beta": law.beta,
-                }
-            )
-    return pd.DataFrame(rows)
+def sensible(law: PowerLaw) -> bool:
+    """A loss that falls with data and at most as fast as 1/D^2 (alpha > 0, 0 < B <= 2, finite)."""
+    return all(np.isfinite([law.alpha, law.B, law.beta])) and law.alpha > 0 and 0 < law.B <= 2
 
 
-def speedup_table(df: pd.DataFrame, baseline: str = "adamw", n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Speedup of every optimizer at every (workload, budget) over `baseline`; with several seeds per point, a
-    bootstrap 95% interval (seeds resampled within each point, baseline refitted each time)."""
+class Points:
+    """The (workload, optimizer, budget) means as arrays, so that a bootstrap draw refits without pandas."""
+
+    def __init__(self, means: pd.DataFrame, baseline: str):
+        self.means = means
+        is_base = (means.optimizer == baseline).to_numpy()
+        self.base = {w: g.index.to_numpy() for w, g in means[is_base].groupby("workload")}
+        self.others = np.flatnonzero(~is_base)
+        self.tokens = means.budget_tokens.to_numpy(dtype=float)
+        workload = means.workload.to_numpy()
+        largest = {w: self.tokens[i].max() for w, i in self.base.items()}
+        smallest = {w: self.tokens[i].min() for w, i in self.base.items()}
+        self.cap = np.array([EXTRAPOLATION * largest.get(workload[i], np.nan) for i in self.others])
+        self.floor = np.array([smallest.get(workload[i], np.nan) / EXTRAPOLATION for i in self.others])
+        self.by_workload = {w: np.flatnonzero(workload[self.others] == w) for w in self.base}
+
+    def laws(self, losses: np.ndarray) -> dict:
+        """Per workload: the baseline's fitted law (None where the fit fails or is rejected as not sensible)."""
+        laws = {}
+        for w, idx in self.base.items():
+            try:
+                law = fit_power_law(self.tokens[idx], losses[idx])
+            except RuntimeError:  # curve_fit did not converge
+                law = None
+            laws[w] = law if law is not None and sensible(law) else None
+        return laws
+
+    def speedups(self, losses: np.ndarray, laws: dict) -> np.ndarray:
+        """Each other point's speedup: NaN without a fit, +inf where the baseline would need more than EXTRAPOLATION
+        times its largest budget (or could never reach the loss), -inf where less than its smallest budget divided by
+        EXTRAPOLATION (the fit says nothing that far out on either side)."""
+        values = np.full(len(self.others), np.nan)
+        for w, j in self.by_workload.items():
+            law = laws[w]
+            if law is None:
+                continue
+            loss = losses[self.others[j]]
+            with np.errstate(all="ignore"):
+                d_eff = np.where(loss > law.beta, law.d0 * ((loss - law.beta) / law.alpha) ** (-1.0 / law.B), np.inf)
+            speedup = np.where(d_eff <= self.cap[j], d_eff / self.tokens[self.others[j]], np.inf)
+            values[j] = np.where(d_eff >= self.floor[j], speedup, -np.inf)
+        return values
+
+
+@dataclass(frozen=True)
+class Speedups:
+    points: pd.DataFrame  # one row per (workload, optimizer, budget)
+    summary: pd.DataFrame  # one row per (workload, optimizer): median over budgets, interval from its own bootstrap
+
+
+def pooled_noise(df: pd.DataFrame) -> pd.DataFrame:
+    """Per workload: the pooled seed-to-seed standard deviation of the final loss within its points and its degrees
+    of freedom (sum of seeds - 1 over the points)."""
+    grouped = df.groupby(POINT).final_metric
+    residual = df.final_metric - grouped.transform("mean")
+    dof = (grouped.size() - 1).groupby("workload").sum()
+    ss = (residual**2).groupby(df.workload).sum()
+    return pd.DataFrame({"sd": np.sqrt(ss / dof.where(dof > 0)), "dof": dof})
+
+
+def speedups(df: pd.DataFrame, baseline: str = "adamw", n_boot: int = 400, seed: int = 0) -> Speedups:
+    """Speedup of every optimizer at every (workload, budget) over `baseline`, from the mean loss over seeds.
+
+    With several seeds per point, a parametric bootstrap resamples what varies: every point's mean (the baseline's
+    and the optimizer's alike) is redrawn from a normal with the workload's pooled seed-to-seed spread, itself
+    redrawn from its scaled chi-square (so that few seeds widen the interval as Student's t does), the baseline
+    refitted each time; the per-scale summary (median over budgets) gets its interval from the same draws."""
     check_columns(df, REQUIRED)
     if baseline not in set(df.optimizer):
         present = ", ".join(sorted(set(df.optimizer)))
         raise ValueError(f"baseline {baseline!r} is not in the table; optimizers: {present}")
-    points = df.groupby(POINT, sort=True)["final_metric"]
-    means = points.mean().reset_index()
-    table = _speedups(means, baseline)
-    table["ci_low"] = table["ci_high"] = np.nan
-    if "seed" not in df.columns or points.size().max() < 2:
-        return table
-    rng = np.random.default_rng(seed)
-    values = [group.to_numpy() for _, group in points]  # in the order of `means`
-    samples = []
-    for _ in range(n_boot):
-        resampled = [v[rng.integers(0, len(v), len(v))].mean() for v in values]
-        try:
-            samples.append(_speedups(means.assign(final_metric=resampled), baseline)["speedup"].to_numpy())
-        except RuntimeError:  # a resample the fit cannot converge on
-            continue
-    stacked = np.vstack(samples)
-    table["ci_low"] = np.nanpercentile(stacked, 2.5, axis=0)
-    table["ci_high"] = np.nanpercentile(stacked, 97.5, axis=0)
-    return table
+    grouped = df.groupby(POINT, sort=True).final_metric
+    means = grouped.mean().reset_index()
+    means["seeds"] = grouped.size().to_numpy()
+    for workload, group in means[means.optimizer == baseline].groupby("workload"):
+        if len(group) < MIN_BUDGETS:
+            raise ValueError(
+                f"workload {workload}: baseline {baseline!r} has {len(group)} budget(s); the fit needs at least "
+                f"{MIN_BUDGETS} (add budgets with workload.tokens=a,b,c)"
+            )
+    arrays = Points(means, baseline)
+    losses = means.final_metric.to_numpy(dtype=float)
+    laws = arrays.laws(losses)
+    point = arrays.speedups(losses, laws)
+    noise = pooled_noise(df)
+    draws = np.full((n_boot, len(arrays.others)), np.nan)
+    if noise.sd.notna().any():
+        rng = np.random.default_rng(seed)
+        sd_of = means.workload.map(noise.sd).to_numpy(dtype=float)
+        dof_of = means.workload.map(noise.dof).to_numpy(dtype=float)
+        spread = 1 / np.sqrt(means.seeds.to_numpy(dtype=float))
+        for b in range(n_boot):
+            sd = sd_of * np.sqrt(dof_of / rng.chisquare(np.maximum(dof_of, 1)))
+            drawn = losses + rng.standard_normal(len(losses)) * sd * spread
+            draws[b] = arrays.speedups(drawn, arrays.laws(drawn))
+    points = means.iloc[arrays.others][POINT + ["final_metric", "seeds"]].reset_index(drop=True)
+    points["speedup"] = point
+    points["low"], points["high"] = interval(draws)
+    labels = np.select([np.isnan(point), np.isposinf(point), np.isneginf(point)], ["no fit", "above", "below"], "ok")
+    points["status"] = labels
+    points["cap"] = arrays.cap / points.budget_tokens.to_numpy()
+    points["floor"] = arrays.floor / points.budget_tokens.to_numpy()
+    for name in ("alpha", "B", "beta"):
+        points[f"fit_{name}"] = points.workload.map(lambda w, n=name: getattr(laws[w], n) if laws.get(w) else np.nan)
+    summary_rows = []
+    for (workload, optimizer), rows in points.groupby(["workload", "optimizer"], sort=False):
+        idx = rows.index.to_numpy()
+        low, high = interval(np.median(draws[:, idx], axis=1, keepdims=True))
+        summary_rows.append(
+            {
+                "workload": workload,
+                "optimizer": optimizer,
+                "speedup": float(np.median(point[idx])),
+                "low": float(low[0]),
+                "high": float(high[0]),
+                "budgets": len(idx),
+                "seeds": int(rows.seeds.min()),
+                "cap": float(rows.cap.min()),
+                "floor": float(rows.floor.max()),
+            }
+        )
+    return Speedups(points, pd.DataFrame(summary_rows))
+
+
+def interval(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the percentile 95% interval of the bootstrap draws that have a fit (quantiles without
+    interpolation, so draws beyond the extrapolation limit, +inf, are allowed); NaN where a tenth or more of the
+    draws have no fit."""
+    low, high = np.full(draws.shape[1], np.nan), np.full(draws.shape[1], np.nan)
+    for j in range(draws.shape[1]):
+        column = draws[:, j][~np.isnan(draws[:, j])]
+        if len(column) >= max(2, 0.9 * len(draws)):
+            low[j], high[j] = np.quantile(column, [0.025, 0.975], method="inverted_cdf")
+    return low, high
+
+
+def speedup_label(value: float, low: float, high: float, cap: float, floor: float) -> str:
+    """'1.52 [1.41, 1.63]', '> 2.4' or '< 0.25' beyond the extrapolation limits, 'no fit' without a sensible
+    baseline fit."""
+    if np.isnan(value):
+        return "no fit"
+    if np.isinf(value):
+        return f"> {cap:.3g}" if value > 0 else f"< {floor:.3g}"
+    if np.isnan(low):
+        return f"{value:.3g}"
+    ends = [f"< {floor:.3g}" if np.isneginf(low) else f"{low:.3g}", f"> {cap:.3g}" if np.isinf(high) else f"{high:.3g}"]
+    return f"{value:.3g} [{ends[0]}, {ends[1]}]"

@@ -1,6 +1,7 @@
-"""Representative subsets of tasks (carps, Benjamins et al. 2025): embed each task by the normalised final
-performance of reference optimizers, pick k tasks whose embedded points have the lowest star discrepancy, and
-check that the subset ranks optimizers as the full set does."""
+"""Representative subsets of tasks (carps, Benjamins et al. 2025): embed each task by the normalised tuned results of
+reference optimizers, pick k tasks whose embedded points have the lowest star discrepancy, and validate on the
+optimizers held out of the embedding: does the subset rank them as the full set does, and better than random
+subsets of the same size?"""
 
 from __future__ import annotations
 
@@ -11,24 +12,36 @@ import pandas as pd
 from scipy.stats import kendalltau
 from scipy.stats.qmc import discrepancy
 
-from analysis.speedup import check_columns
+from analysis.tuning import trials_frame, tuned_results
 
-REQUIRED = ("optimizer", "workload", "final_metric")
+RANDOM_SUBSETS = 200  # random subsets of the same size the chosen one is compared with
 
 
 def task_matrix(df: pd.DataFrame) -> pd.DataFrame:
-    """Task x optimizer table of final loss normalised per task to [0, 1] (0 = best, 1 = worst); a task is a
-    workload, or a workload at a budget when the table has `budget_tokens`."""
-    check_columns(df, REQUIRED)
-    task = df.workload.astype(str) + ("@" + df.budget_tokens.astype(str) if "budget_tokens" in df.columns else "")
-    table = df.assign(task=task).pivot_table(index="task", columns="optimizer", values="final_metric", aggfunc="median")
+    """Task x optimizer table of each optimizer's tuned result (score: lower is better, diverged = +inf); every
+    optimizer needs a result on every task."""
+    tuned = tuned_results(trials_frame(df))
+    # a task as a sweep's subset file names it: `workload`, or `workload@tokens` where it has several budgets
+    at_budget = tuned.task != tuned.workload
+    tuned["task"] = tuned.workload.where(~at_budget, tuned.workload + "@" + tuned.budget_tokens.map("{:.0f}".format))
+    table = tuned.pivot(index="task", columns="optimizer", values="score")
     if table.isna().any().any():
+        missing = [f"{o} on {t}" for t, row in table.iterrows() for o in row.index[row.isna()]]
         raise ValueError(
-            "every optimizer needs a result on every task (missing: "
-            f"{', '.join(map(str, table[table.isna().any(axis=1)].index[:5]))})"
+            f"every optimizer needs a result on every task (missing: {', '.join(missing[:5])}); run the missing "
+            "studies with `python -m suite.sweep optimizer=<missing> workload=<task>`"
         )
-    low, high = table.min(axis=1), table.max(axis=1)
-    return table.sub(low, axis=0).div((high - low).replace(0, 1), axis=0)
+    return table
+
+
+def normalise(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per task, 0 = the best and 1 = the worst finite result among the optimizers `by`; a diverged result (+inf)
+    is the worst of all (the task's maximum normalised value, at least 1)."""
+    finite = table.where(np.isfinite(table))
+    low, high = finite[by].min(axis=1), finite[by].max(axis=1)
+    scaled = finite.sub(low, axis=0).div((high - low).replace(0, 1).fillna(1), axis=0)
+    worst = np.maximum(scaled.max(axis=1).fillna(1.0), 1.0)
+    return scaled.apply(lambda column: column.fillna(worst))
 
 
 def ranking(matrix: pd.DataFrame) -> pd.Series:
@@ -69,6 +82,13 @@ def min_discrepancy_subset(points: np.ndarray, k: int, candidates: list[int], re
     return best
 
 
+def held_out_tau(matrix: pd.DataFrame, rows: list[int], others: list[str]) -> float:
+    """Kendall's tau between the held-out optimizers' ranking on the rows and on every task."""
+    if len(others) < 2:
+        return np.nan
+    return float(kendalltau(ranking(matrix.iloc[rows])[others], ranking(matrix)[others]).statistic)
+
+
 @dataclass(frozen=True)
 class Subset:
     k: int
@@ -76,19 +96,33 @@ class Subset:
     second: list[str]
     references: list[str]
     reproduces: bool  # both sets rank the reference optimizers as the full set does
-    validation_tau: float  # Kendall's tau of the other optimizers' ranking, subset vs full set
+    validation_tau: float  # Kendall's tau of the held-out optimizers' ranking, subset vs full set
+    random_share: float  # share of random k-subsets whose tau reaches validation_tau (small: better than random)
+
+    def verdict(self) -> str:
+        if np.isnan(self.validation_tau):
+            return "no validation: fewer than 2 optimizers are held out of the embedding"
+        if self.random_share <= 0.05:
+            return f"better than random: only {self.random_share:.0%} of random {self.k}-task subsets rank as well"
+        return (
+            f"not better than random: {self.random_share:.0%} of random {self.k}-task subsets rank the held-out "
+            "optimizers at least as well"
+        )
 
 
 def select(
     df: pd.DataFrame, k: int | None, references: list[str] | None = None, restarts: int = 10, seed: int = 0
 ) -> Subset:
     """A subset of k tasks (k=None: the smallest k whose two disjoint sets both reproduce the full ranking)."""
-    matrix = task_matrix(df)
-    references = references or choose_references(matrix)
-    unknown = [r for r in references if r not in matrix.columns]
+    scores = task_matrix(df)
+    references = references or choose_references(normalise(scores, list(scores.columns)))
+    unknown = [r for r in references if r not in scores.columns]
     if unknown:
         raise ValueError(f"reference optimizer(s) {', '.join(unknown)} not in the table")
+    matrix = normalise(scores, references)  # the held-out optimizers play no part in the embedding
     points = np.clip(matrix[references].to_numpy(), 0.0, 1.0)
+    varying = points.std(axis=0) > 0  # a reference that scores alike on every task embeds nothing
+    points = points[:, varying] if varying.any() else points
     n = len(matrix)
     full = ranking(matrix)
     others = [o for o in matrix.columns if o not in references]
@@ -105,5 +139,10 @@ def select(
         reproduces = same_order(first, references) and same_order(second, references)
         if reproduces or k is not None or size == n // 2:
             break
-    tau = kendalltau(ranking(matrix.iloc[first])[others], full[others]).statistic if len(others) > 1 else np.nan
-    return Subset(size, list(matrix.index[first]), list(matrix.index[second]), references, reproduces, float(tau))
+    tau = held_out_tau(matrix, first, others)
+    rng = np.random.default_rng(seed)
+    random_taus = [
+        held_out_tau(matrix, list(rng.choice(n, size, replace=False)), others) for _ in range(RANDOM_SUBSETS)
+    ]
+    share = float(np.mean(np.array(random_taus) >= tau - 1e-12)) if np.isfinite(tau) else np.nan
+    return Subset(size, list(matrix.index[first]), list(matrix.index[second]), references, reproduces, tau, share)

@@ -1,17 +1,28 @@
-"""From trials to tuned results: the best configuration per task and optimizer (selected on the held-out metric at
-the end of training, median over seeds), tuned versus the authors' defaults (DeepOBS; Schmidt et al., 'Descending
-through a Crowded Valley'), and the workload-agnostic calibrated default (Kasimbeg et al., 'How far away are truly
-hyperparameter-free learning algorithms?')."""
+"""From trials to tuned results, with selection and scoring on different seeds.
+
+The policies (README: Analysis policies), each applied here once and read by every table and figure:
+- Selection: per task and optimizer, the search seed is the seed on which most configurations ran (seed 0 in a
+  sweep); the tuned configuration is the one with the best final held-out metric on that seed.
+- Scoring: the tuned configuration and the authors' defaults are scored on the other seeds (a sweep's
+  `tuning.seeds` reruns both), which played no part in the selection; with none, the result is the selection
+  seed's and is marked in-sample.
+- Diverged = the worst result (score +inf, worst rank, infinite time to target); failed or unfinished = missing
+  (listed in the report with its error); a task an optimizer never ran is "not run", never a miss.
+
+Also the workload-agnostic calibrated default (Kasimbeg et al., 'How far away are truly hyperparameter-free
+learning algorithms?'), scored leave-one-workload-out, and the expected best result after k random-search trials
+(Dodge et al. 2019, 'Show Your Work')."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import comb
 
 from analysis.speedup import check_columns
+from analysis.stats import t_interval
 from suite.layout import FINISHED
 
-REQUIRED = ("optimizer", "workload", "final_metric")
 OPTIONAL = {
     "seed": 0,
     "status": "completed",
@@ -21,81 +32,175 @@ OPTIONAL = {
     "lr": np.nan,
     "budget_tokens": np.nan,
     "time_to_target": np.nan,
+    "final_metric": np.nan,
+    "train_time_s": np.nan,
+    "error": "",
 }
-COMPARED = FINISHED  # a diverged trial is a result (the worst); failed or unfinished ones are not
+COMPARED = FINISHED  # a diverged trial is a result (the worst); failed or unfinished ones are missing
+CELL = ["task", "optimizer"]
 
 
-def trials_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The collected table or an external CSV in the columns the report reads (README: Analysis columns). Only
-    `optimizer`, `workload` and `final_metric` are required. Adds `task` (the
-    workload, or 'workload @ budget' where a workload was run at several budgets) and `score` (the final metric
-    oriented so that lower is better; a diverged or missing result scores +inf)."""
+def trials_frame(df: pd.DataFrame, required=("optimizer", "workload", "final_metric")) -> pd.DataFrame:
+    """The collected table or an external CSV in the columns the analyses read (README: Analysis columns), with
+    `task` (the workload, or 'workload @ budget' where a workload was run at several budgets) and `score` (the
+    final metric oriented so that lower is better; +inf for a diverged run or a missing value)."""
     df = df.copy()
-    check_columns(df, REQUIRED)
+    check_columns(df, required)
     for column, value in OPTIONAL.items():
         if column not in df.columns:
             df[column] = value
+    df["workload"] = df["workload"].astype(str)
+    df["optimizer"] = df["optimizer"].astype(str)
+    df["seed"] = pd.to_numeric(df["seed"], errors="coerce").fillna(0).astype(int)
+    df["status"] = df["status"].fillna("completed").astype(str)
     df["final_metric"] = pd.to_numeric(df["final_metric"], errors="coerce")
+    df["budget_tokens"] = pd.to_numeric(df["budget_tokens"], errors="coerce")
     df["time_to_target"] = pd.to_numeric(df["time_to_target"], errors="coerce").fillna(np.inf)
     df["default"] = df["default"].fillna(False).astype(bool)
     df["hparams"] = df["hparams"].fillna("").astype(str)
     lower = df["lower_is_better"].fillna(True).astype(bool)
     score = df["final_metric"].where(lower, -df["final_metric"])
-    df["score"] = score.where(np.isfinite(score), np.inf)
+    df["score"] = score.where(np.isfinite(score) & (df.status != "diverged"), np.inf)
+    df.loc[df.status == "diverged", "time_to_target"] = np.inf
     budgets = df.groupby("workload")["budget_tokens"].transform("nunique")
-    df["task"] = (
-        df["workload"]
-        .astype(str)
-        .where(budgets <= 1, df["workload"].astype(str) + " @ " + df["budget_tokens"].map("{:.3g}".format) + " tokens")
+    df["task"] = df["workload"].where(
+        budgets <= 1, df["workload"] + " @ " + df["budget_tokens"].map("{:.3g}".format) + " tokens"
     )
     return df
 
 
+def compared(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials.status.isin(COMPARED)]
+
+
+def search_seeds(trials: pd.DataFrame) -> pd.Series:
+    """Per (task, optimizer): the seed on which most configurations ran (the lowest on a tie)."""
+    counts = compared(trials).groupby([*CELL, "seed"]).hparams.nunique().rename("n").reset_index()
+    counts = counts.sort_values([*CELL, "n", "seed"], ascending=[True, True, False, True])
+    return counts.groupby(CELL).head(1).set_index(CELL).seed.rename("search_seed")
+
+
 def config_results(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, optimizer, hparams): median score, final metric and time to target over its seeds."""
-    compared = trials[trials.status.isin(COMPARED)]
+    """One row per (task, optimizer, hparams) on the search seed: the results the selection compares."""
+    rows = compared(trials).join(search_seeds(trials), on=CELL)
+    rows = rows[rows.seed == rows.search_seed]
     return (
-        compared.groupby(["task", "optimizer", "hparams"], as_index=False, sort=True)
+        rows.groupby([*CELL, "hparams"], as_index=False, sort=True)
         .agg(
             score=("score", "median"),
             final_metric=("final_metric", "median"),
             time_to_target=("time_to_target", "median"),
-            seeds=("seed", "nunique"),
+            train_time_s=("train_time_s", "median"),
             default=("default", "max"),
             lr=("lr", "first"),
             workload=("workload", "first"),
             budget_tokens=("budget_tokens", "first"),
+            search_seed=("search_seed", "first"),
         )
         .astype({"default": bool})
     )
 
 
-def best_configs(configs: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, optimizer) the configuration with the lowest median score, and how many were tried."""
-    tried = configs.groupby(["task", "optimizer"]).size().rename("configs_tried")
-    best = configs.sort_values(["task", "optimizer", "score", "hparams"]).groupby(["task", "optimizer"]).head(1)
-    return best.join(tried, on=["task", "optimizer"]).reset_index(drop=True)
+def selection(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, optimizer): the tuned configuration (best on the search seed), how many configurations the search
+    compared, and the defaults' configuration (when a trial ran them)."""
+    configs = config_results(trials)
+    tried = configs.groupby(CELL).size().rename("configs_tried")
+    best = configs.sort_values([*CELL, "score", "hparams"]).groupby(CELL).head(1).set_index(CELL)
+    defaults = compared(trials)[compared(trials).default].groupby(CELL).hparams.first().rename("default_hparams")
+    columns = ["workload", "budget_tokens", "hparams", "search_seed", "score"]
+    return best[columns].join(tried).join(defaults).reset_index()
 
 
-def tuned_vs_default(configs: pd.DataFrame) -> pd.DataFrame:
-    """Per task and optimizer: the default configuration's result, the tuned one's (median over seeds), the gap
-    in the metric's own units (positive: tuning helped), and the tuning budget."""
-    best = best_configs(configs)
-    defaults = configs[configs.default].set_index(["task", "optimizer"])
-    table = best.join(defaults[["final_metric", "score", "seeds"]], on=["task", "optimizer"], rsuffix="_default")
-    gap = (table.score_default - table.score).where(np.isfinite(table.score_default) & np.isfinite(table.score))
-    return pd.DataFrame(
-        {
-            "task": table.task,
-            "optimizer": table.optimizer,
-            "default": table.final_metric_default,
-            "tuned": table.final_metric,
-            "gap": gap,
-            "configs_tried": table.configs_tried,
-            "tuned_seeds": table.seeds,
-            "tuned_hparams": table.hparams,
+def scoring_trials(trials: pd.DataFrame, chosen: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The finished trials of each cell's configuration `chosen[column]` on seeds other than its search seed."""
+    keys = chosen[[*CELL, column, "search_seed"]].dropna(subset=[column]).rename(columns={column: "hparams"})
+    rows = compared(trials).merge(keys, on=[*CELL, "hparams"])
+    return rows[rows.seed != rows.search_seed]
+
+
+def metric_sign(trials: pd.DataFrame) -> pd.Series:
+    """Per task: +1 when lower is better, -1 when higher is (score = sign * metric)."""
+    lower = trials.groupby("task").lower_is_better.first().fillna(True).astype(bool)
+    return lower.map({True: 1.0, False: -1.0})
+
+
+def tuned_results(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, optimizer): the tuned configuration's result on its scoring seeds (mean, with Student's t 95%
+    interval over seeds, in the metric's own units; +inf when a seed diverged), or on the selection seed when it
+    has no other (in_sample)."""
+    chosen = selection(trials)
+    scored = scoring_trials(trials, chosen, "hparams").groupby(CELL)
+    sign = metric_sign(trials)
+    rows = []
+    for cell in chosen.itertuples(index=False):
+        key = (cell.task, cell.optimizer)
+        held_out = key in scored.groups
+        scores = scored.get_group(key).score.to_numpy() if held_out else np.array([cell.score])
+        low, high = t_interval(scores)
+        s = sign[cell.task]
+        rows.append(
+            {
+                "task": cell.task,
+                "workload": cell.workload,
+                "budget_tokens": cell.budget_tokens,
+                "optimizer": cell.optimizer,
+                "hparams": cell.hparams,
+                "configs_tried": cell.configs_tried,
+                "seeds": len(scores),
+                "in_sample": not held_out,
+                "score": float(np.mean(scores)),
+                "diverged": int(np.isinf(scores).sum()),
+                "final_metric": s * float(np.mean(scores)),
+                "low": min(s * low, s * high),
+                "high": max(s * low, s * high),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def tuned_vs_default(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, optimizer), on the seeds both the tuned configuration and the defaults ran other than the search
+    seed: the mean default and tuned results, and the mean paired gap (default - tuned, in the metric's units;
+    positive = tuning helped, negative possible) with Student's t 95% interval over those seeds."""
+    chosen = selection(trials)
+    tuned = scoring_trials(trials, chosen, "hparams").set_index([*CELL, "seed"]).score
+    default = scoring_trials(trials, chosen, "default_hparams").set_index([*CELL, "seed"]).score
+    sign = metric_sign(trials)
+    rows = []
+    for cell in chosen.itertuples(index=False):
+        key = (cell.task, cell.optimizer)
+        t = tuned.xs(key, level=CELL) if key in tuned.index.droplevel("seed") else pd.Series(dtype=float)
+        d = default.xs(key, level=CELL) if key in default.index.droplevel("seed") else pd.Series(dtype=float)
+        shared = sorted(set(t.index) & set(d.index))
+        t, d = t[shared].to_numpy(), d[shared].to_numpy()
+        row = {
+            "task": cell.task,
+            "optimizer": cell.optimizer,
+            "seeds": len(shared),
+            "configs_tried": cell.configs_tried,
         }
-    ).reset_index(drop=True)
+        row["default"] = sign[cell.task] * float(np.mean(d)) if len(shared) else np.nan
+        row["tuned"] = sign[cell.task] * float(np.mean(t)) if len(shared) else np.nan
+        row["gap"] = row["low"] = row["high"] = np.nan
+        if pd.isna(cell.default_hparams):
+            row["note"] = "no trial ran the defaults"
+        elif not shared:
+            row["note"] = "not measured: no scoring seed (run the sweep with tuning.seeds >= 2)"
+        elif np.isinf(d).any() and np.isfinite(t).all():
+            row["note"] = f"default diverged on {int(np.isinf(d).sum())} of {len(shared)} seeds (tuning rescued it)"
+        elif np.isinf(t).any():
+            row["note"] = f"tuned diverged on {int(np.isinf(t).sum())} of {len(shared)} seeds"
+        else:
+            gaps = d - t
+            row["gap"] = float(gaps.mean())
+            row["low"], row["high"] = t_interval(gaps)
+            within = len(shared) > 1 and row["low"] <= 0 <= row["high"]
+            row["note"] = "within the seed noise" if within else ""
+        row["tuned_hparams"] = cell.hparams
+        rows.append(row)
+    columns = ["task", "optimizer", "default", "tuned", "gap", "low", "high", "seeds", "configs_tried", "note"]
+    return pd.DataFrame(rows, columns=[*columns, "tuned_hparams"])
 
 
 def normalised_scores(configs: pd.DataFrame) -> pd.Series:
@@ -108,30 +213,76 @@ def normalised_scores(configs: pd.DataFrame) -> pd.Series:
     return ((configs.score - low) / span).clip(upper=1.0).fillna(1.0)
 
 
-def calibrated_default(configs: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer, the single configuration (tried on every task the optimizer ran) with the best mean
-    normalised score, beside the mean normalised score of tuning per task; the gap is the price of one setting."""
+def calibrated_default(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer with configurations tried on tasks of at least two workloads: the one configuration for every
+    task with the best mean normalised search-seed score, scored in-sample (chosen and scored on all tasks) and
+    leave-one-workload-out (chosen on all workloads but one, scored on the held-out one's tasks, rotated; the
+    honest estimate of one setting's cost), beside tuning per task."""
+    configs = config_results(trials)
     configs = configs.assign(normalised=normalised_scores(configs))
     rows = []
     for optimizer, group in configs.groupby("optimizer"):
-        n_tasks = group.task.nunique()
-        if n_tasks < 2:
+        tasks = group.task.nunique()
+        table = group.pivot_table(index="hparams", columns="task", values="normalised")
+        table = table.dropna()  # configurations tried on every task
+        workloads = group.groupby("task").workload.first()
+        if workloads.nunique() < 2 or table.empty:
             continue
-        per_config = group.groupby("hparams").agg(tasks=("task", "nunique"), mean=("normalised", "mean"))
-        everywhere = per_config[per_config.tasks == n_tasks]
-        if everywhere.empty:
-            continue
-        chosen = everywhere["mean"].idxmin()
+        chosen = table.mean(axis=1).idxmin()
+        held_out = []
+        for workload in sorted(workloads.unique()):
+            inside = workloads.index[workloads == workload]
+            pick = table.drop(columns=inside).mean(axis=1).idxmin()
+            held_out.append(table.loc[pick, inside].mean())
         tuned = group.groupby("task").normalised.min().mean()
         rows.append(
             {
                 "optimizer": optimizer,
                 "calibrated_hparams": chosen,
-                "tasks": n_tasks,
-                "calibrated": everywhere.loc[chosen, "mean"],
+                "tasks": tasks,
+                "workloads": workloads.nunique(),
+                "in_sample": table.loc[chosen].mean(),
+                "held_out": float(np.mean(held_out)),
                 "tuned_per_task": tuned,
-                "gap": everywhere.loc[chosen, "mean"] - tuned,
+                "gap": float(np.mean(held_out)) - tuned,
             }
         )
-    columns = ["optimizer", "calibrated_hparams", "tasks", "calibrated", "tuned_per_task", "gap"]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["optimizer", "calibrated_hparams", "tasks", "workloads", "in_sample", "held_out", "tuned_per_task"]
+    return pd.DataFrame(rows, columns=[*columns, "gap"])
+
+
+def expected_best(scores: np.ndarray, k: int) -> float:
+    """The expected lowest of k scores drawn without replacement from `scores` (exact: the i-th smallest of n is
+    the minimum of the draw with probability C(n - i, k - 1) / C(n, k))."""
+    v = np.sort(np.asarray(scores, dtype=float))
+    n = len(v)
+    weights = comb(n - np.arange(1, n + 1), k - 1) / comb(n, k)
+    return float(np.dot(weights, v))
+
+
+def tuning_cost(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, optimizer) and k = 1 .. configurations searched: the expected best final metric after k trials of
+    the search (random search only makes the draws exchangeable), and the compute k trials cost (k times the mean
+    timed training seconds and tokens of a search trial). A diverged trial counts as the task's worst finite
+    result (an infinite value would make every expectation with a chance of drawing it infinite)."""
+    configs = config_results(trials)
+    worst = configs.score.where(np.isfinite(configs.score)).groupby(configs.task).transform("max")
+    configs = configs.assign(score=configs.score.where(np.isfinite(configs.score), worst))
+    sign = metric_sign(trials)
+    rows = []
+    for (task, optimizer), group in configs.groupby(CELL):
+        scores = group.score.to_numpy()
+        if not np.isfinite(scores).all():
+            continue
+        for k in range(1, len(scores) + 1):
+            rows.append(
+                {
+                    "task": task,
+                    "optimizer": optimizer,
+                    "k": k,
+                    "expected_best": sign[task] * expected_best(scores, k),
+                    "seconds": k * float(group.train_time_s.mean()),
+                    "tokens": k * float(group.budget_tokens.mean()),
+                }
+            )
+    return pd.DataFrame(rows, columns=["task", "optimizer", "k", "expected_best", "seconds", "tokens"])

@@ -162,9 +162,10 @@ def next_trials(
 ) -> list[tuple[Config, int]]:
     """The (configuration, seed) pairs to run now, given the score of every trial run so far (keyed by
     (configuration key, seed); None for one that never finished): the protocol's next search batch on seed 0, then
-    the best configuration's other seeds 1 .. seeds-1; empty when the study is done, when every configuration
-    failed, or when a trial of the search never finished (no step is decided on partial results: a rerun of the
-    command resumes it)."""
+    the scoring seeds 1 .. seeds-1 of the best configuration and of the defaults (`start`): the selection is made
+    on seed 0 alone, so tuned and default are compared on seeds that played no part in it; empty when the study is
+    done, when every configuration failed, or when a trial of the search never finished (no step is decided on
+    partial results: a rerun of the command resumes it)."""
     search = {k: score for (k, seed), score in results.items() if seed == 0}
     if any(score is None for score in search.values()):
         return []
@@ -174,4 +175,5 @@ def next_trials(
     best = best_of(search)
     if best is None or not math.isfinite(best[1]):
         return []
-    return [(dict(best[0]), s) for s in range(1, settings["seeds"]) if (best[0], s) not in results]
+    scored = [best[0]] + ([key(start)] if key(start) != best[0] else [])
+    return [(dict(k), s) for k in scored for s in range(1, settings["seeds"]) if (k, s) not in results]

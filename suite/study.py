@@ -185,12 +185,14 @@ class Study:
 
     def record(self, command: str, done: bool) -> dict:
         """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
-        search = {k: s for (k, seed), s in self.results().items() if seed == 0 and s is not None}
+        results = self.results()
+        search = {k: s for (k, seed), s in results.items() if seed == 0 and s is not None}
         # (a failed or diverged configuration is never the best: it has no result to show)
         best = best_of({k: s for k, s in search.items() if s < math.inf})
         trials = []
         for k, config in sorted(self.configs.items()):
-            for seed in range(self.tuning["seeds"]) if best and k == best[0] else (0,):
+            ran = [s for s in range(self.tuning["seeds"]) if (k, s) in results] or [0]
+            for seed in range(self.tuning["seeds"]) if best and k == best[0] else ran:
                 status, score = self.outcome(config, seed)
                 trials.append(
                     {
@@ -213,7 +215,7 @@ class Study:
             "settings": self.settings(),
             "extensions": self.extensions(),
             "budget": {  # what was spent, under which cap, and what the cap kept from running
-                "configurations": len(self.configs),
+                "configurations": len([k for k in self.configs if (k, 0) in results or k != key(self.start)]),
                 "dimensions": len(self.space),
                 "seeds": self.tuning["seeds"],
                 "trials": len(trials),

@@ -343,10 +343,11 @@ def expand_aliases(argv: list[str]) -> list[str]:
 
 
 def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
-    """optimizer list, tasks (from workload=a,b or subset=<name>), the other overrides, and --force."""
+    """optimizer list, tasks (from workload=a,b, each at every budget of workload.tokens=x,y,z, or from
+    subset=<name>), the other overrides, and --force."""
     force = "--force" in argv
     rest = [a for a in argv if a != "--force"]
-    lists = {"optimizer": ["adamw"], "workload": ["lm_tiny"]}
+    lists = {"optimizer": ["adamw"], "workload": ["lm_tiny"], "workload.tokens": []}
     tasks = None
     overrides = []
     for arg in rest:
@@ -359,7 +360,8 @@ def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
             raise ValueError(f"unknown option {arg} (the only option is --force; the rest are key=value overrides)")
         else:
             overrides.append(arg)
-    return lists["optimizer"], tasks or [(w, []) for w in lists["workload"]], overrides, force
+    budgets = [[f"workload.tokens={b}"] for b in lists["workload.tokens"]] or [[]]
+    return lists["optimizer"], tasks or [(w, b) for w in lists["workload"] for b in budgets], overrides, force
 
 
 def failure_table(studies: list[Study]) -> list[dict]:

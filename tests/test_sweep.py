@@ -98,7 +98,7 @@ def test_grid_under_a_cap_keeps_a_uniform_subsample_of_the_grid():
     assert search_batch("grid", {}, results, space, {"grid_points": 4, "seed": 0, "max_trials": 16}) == []
 
 
-def test_planner_searches_then_reruns_the_best_on_the_other_seeds_without_any_process():
+def test_planner_searches_then_reruns_the_best_and_the_defaults_on_the_other_seeds_without_any_process():
     settings = {"trials": 3, "seed": 0, "sampler": "halton", "seeds": 3}
     start = {"lr": 1e-3, "weight_decay": 0.1}
     results: dict = {}
@@ -106,8 +106,9 @@ def test_planner_searches_then_reruns_the_best_on_the_other_seeds_without_any_pr
     assert len(search) == 3 and {seed for _, seed in search} == {0}
     results.update({(key(c), 0): abs(math.log10(c["lr"]) + 2) for c, _ in search})  # best: lr nearest 1e-2
     best = min(search, key=lambda pair: results[(key(pair[0]), 0)])[0]
-    assert next_trials("random", start, [LR, WD], settings, results) == [(best, 1), (best, 2)]
-    results.update({(key(best), 1): 0.0, (key(best), 2): 0.0})
+    # then the best and the defaults on the scoring seeds 1, 2 (the selection was made on seed 0 alone)
+    assert next_trials("random", start, [LR, WD], settings, results) == [(best, 1), (best, 2), (start, 1), (start, 2)]
+    results.update({(key(c), s): 0.0 for c in (best, start) for s in (1, 2)})
     assert next_trials("random", start, [LR, WD], settings, results) == []  # done
     failed = {k: math.inf for k in results}  # every configuration failed: no seeds of a 'best'
     killed = {**{k: v for k, v in results.items() if k[1] == 0}, (key(search[1][0]), 0): None}
@@ -154,12 +155,17 @@ def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):
         study = json.loads((tmp_path / "quadratic" / optimizer / "study-random" / "study.json").read_text())
         assert study["status"] == "completed" and study["budget"]["configurations"] == 3
         trials = study["trials"]
-        assert len(trials) == 3 + 1 and all(t["status"] == "completed" for t in trials)
+        # the search on seed 0, then the best and the defaults on the scoring seed 1 (tuned versus default is
+        # measured on a seed that played no part in the selection)
+        assert len(trials) == 3 + 2 and all(t["status"] == "completed" for t in trials)
         finished = [t for t in trials if t["seed"] == 0]
         assert study["best"]["config"] == min(finished, key=lambda t: t["score"])["config"]  # selection at the end
         assert study["best"]["seeds"] == 2
+        scored = [t["config"] for t in trials if t["seed"] == 1]
+        assert scored == sorted([study["best"]["config"], study["settings"]["start"]], key=lambda c: sorted(c.items()))
+        assert study["budget"]["configurations"] == 3  # the defaults' scoring runs are not search configurations
     summaries = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("summary.json")}
-    assert len(summaries) == 2 * 4
+    assert len(summaries) == 2 * 5
 
     again = sweep(*args, f"results_dir={tmp_path}")
     assert again.returncode == 0, again.stderr

@@ -645,7 +645,7 @@ def write(sections: list[Section], out: Path, source: str) -> tuple[Path, Path]:
         for name, table in section.tables:
             md.append(markdown_table(table) + f"\n\n(`tables/{name}.csv`)\n")
             shown = table.map(fmt) if len(table) else table
-            body.append(shown.to_html(index=False, escape=True, border=0, classes="t"))
+            body.append(f'<div class="wide">{shown.to_html(index=False, escape=True, border=0, classes="t")}</div>')
         for name in section.figures:
             md.append(f"![{name}](figures/{name}.png)\n\n(numbers: `tables/{name}.csv`)\n")
             data = base64.b64encode((out / "figures" / f"{name}.png").read_bytes()).decode()
@@ -657,7 +657,7 @@ def write(sections: list[Section], out: Path, source: str) -> tuple[Path, Path]:
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
         "table.t{border-collapse:collapse;font-size:13px;margin:1em 0}"
         "table.t td,table.t th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}"
-        "img{max-width:100%}figcaption{color:#666;font-size:12px}"
+        "img{max-width:100%}figcaption{color:#666;font-size:12px}.wide{overflow-x:auto}"
     )
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Optimizer leaderboard</title>"

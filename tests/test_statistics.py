@@ -5,7 +5,10 @@ held-out subset validation, speedup intervals that cover, one policy for diverge
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -412,3 +415,23 @@ def test_a_failed_report_leaves_the_previous_report_as_it_was(tmp_path, monkeypa
         report_module.report(small_study(), None, out, "small")
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not [p for p in out.iterdir() if p.name.startswith(".report-")]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless chromium here (apt install chromium)")
+def test_the_report_page_renders_in_a_headless_browser_without_overflowing(tmp_path):
+    from analysis.report import report
+    from analysis.synthetic import Optimizer, Scale, write_sweep
+
+    optimizers = [Optimizer("adamw", 1.0, 1e-3, 1e-3), Optimizer("muon", 1.5, 2e-2, 2e-3)]
+    write_sweep(tmp_path / "r", optimizers, [Scale("lm_s", 10**6, 0.0)], [1e8, 2e8, 4e8], [1e-3, 2e-2], 3, 20, 0.002)
+    from analysis.collect import collect, companion_paths
+
+    trials, _, _ = collect([tmp_path / "r"], tmp_path / "t.parquet")
+    _, (page, _) = report(trials, companion_paths(tmp_path / "t.parquet")[0], tmp_path / "report", "r")
+    shot = tmp_path / "page.png"
+    command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    command += [f"--screenshot={shot}", "--window-size=1200,6000", page.as_uri()]
+    subprocess.run(command, capture_output=True, timeout=180, check=False)
+    image = plt.imread(shot)
+    assert image.shape[1] == 1200 and len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 50  # drawn
+    assert (image[:, -40:, :3] > 0.99).all()  # nothing spills past the page's column: no table or figure is cut

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -98,7 +99,7 @@ def speedup_plot(table: pd.DataFrame, styles: dict) -> plt.Figure:
         high = (shown.high - shown.speedup).clip(lower=0).replace(np.inf, 0).fillna(0)
         ax.errorbar(x, shown.speedup, yerr=[low, high], capsize=4, elinewidth=1.5, label=optimizer, **style)
     scales = table.drop_duplicates("order").sort_values("order")
-    ax.set_xticks(scales.order, scales.workload, rotation=20)
+    ax.set_xticks(scales.order, scales.workload, rotation=20, ha="right", rotation_mode="anchor")
     ax.axhline(1.0, color="black", lw=1, ls="--")
     ax.set(xlabel="workload (by model size)", ylabel="data-equivalent speedup over the baseline")
     legend_outside(fig, ax)
@@ -160,6 +161,7 @@ def tuning_cost_plot(cost: pd.DataFrame, styles: dict) -> plt.Figure:
                 ax.plot(points[x], points.expected_best, ms=4, label=optimizer, **styles[optimizer])
             ax.set(xlabel=label, ylabel="expected best metric", title=task)
             ax.title.set_fontsize(10)
+        row[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # k counts trials
     legend_outside(fig, axes[0, 0])
     return fig
 

@@ -8,7 +8,7 @@ import yaml
 
 from suite import CONF_DIR
 
-GROUPS = ("optimizer", "workload", "schedule", "workload/data", "tuning", "cluster", "subset")
+GROUPS = ("optimizer", "workload", "schedule", "workload/data", "tuning", "cluster", "subset", "study")
 
 
 def check_group_choices(argv: list[str]) -> str | None:
@@ -48,7 +48,7 @@ def check_overrides(argv: list[str]) -> str | None:
         if not sep or arg.startswith(("+", "~")) or name.startswith("hydra"):
             continue
         if name in GROUPS:
-            if not value.endswith(".yaml"):
+            if not value.endswith(".yaml") and name not in ("subset", "study"):  # (sweep files, not config groups)
                 choices.append(f"{name}={value.split(',')[0]}")
         elif "/" not in name:
             plain.append(arg)

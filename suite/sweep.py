@@ -310,23 +310,51 @@ def run_round(
 Task = tuple[str, list[str]]  # a workload and the overrides that set its budget
 
 
-def subset_tasks(name: str) -> list[Task]:
-    """The tasks of conf/subset/<name>.yaml (or of a subset file given by path), as `python -m analysis subset`
-    writes them: `workload`, or `workload@tokens`, which runs with workload.tokens set."""
-    path = Path(name) if name.endswith(".yaml") else CONF_DIR / "subset" / f"{name}.yaml"
+def conf_file(group: str, name: str) -> tuple[Path, dict]:
+    """conf/<group>/<name>.yaml (or a file given by path) as a mapping."""
+    path = Path(name) if name.endswith(".yaml") else CONF_DIR / group / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"no subset file {path}")
+        raise ValueError(f"no {group} file {path}")
     try:
-        listed = yaml.safe_load(path.read_text())["tasks"]
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not YAML") from e
+    if not isinstance(content, dict):
+        raise ValueError(f"{path} is not a {group} file (a mapping with a list `tasks`)")
+    return path, content
+
+
+def tasks_of(path: Path, listed) -> list[Task]:
+    """`workload` or `workload@tokens` entries, as `python -m analysis subset` writes them: the latter runs with
+    workload.tokens set."""
+    try:
         tasks = [str(task).partition("@") for task in listed]
         budgets = [int(float(t)) if t else None for _, _, t in tasks]
-    except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
-        raise ValueError(f"{path} is not a subset file (a list `tasks` of workload or workload@tokens)") from e
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: `tasks` is a list of workload or workload@tokens") from e
     known = sorted(p.stem for p in (CONF_DIR / "workload").glob("*.yaml"))
     unknown = [w for w, _, _ in tasks if w not in known]
     if unknown:
         raise ValueError(f"{path} names unknown workload(s) {', '.join(unknown)}; valid: {', '.join(known)}")
     return [(w, [f"workload.tokens={b}"] if b else []) for (w, _, _), b in zip(tasks, budgets, strict=True)]
+
+
+def subset_tasks(name: str) -> list[Task]:
+    """The tasks of conf/subset/<name>.yaml (or of a subset file given by path)."""
+    path, content = conf_file("subset", name)
+    return tasks_of(path, content.get("tasks"))
+
+
+def named_study(name: str) -> tuple[list[str], list[Task], list[str]]:
+    """conf/study/<name>.yaml: the optimizers (a list or `all`), the tasks and the overrides of a named study."""
+    path, content = conf_file("study", name)
+    optimizers = content.get("optimizers")
+    if optimizers == "all":
+        optimizers = sorted(NAMES)
+    overrides = content.get("overrides") or []
+    if not isinstance(optimizers, list) or not isinstance(overrides, list):
+        raise ValueError(f"{path}: `optimizers` is a list or `all`, `overrides` a list of key=value")
+    return [str(o) for o in optimizers], tasks_of(path, content.get("tasks")), [str(o) for o in overrides]
 
 
 # `optimizer=all` and `workload=cpu` on a sweep's command line: the whole zoo, and the workloads whose trials take
@@ -343,8 +371,9 @@ def expand_aliases(argv: list[str]) -> list[str]:
 
 
 def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
-    """optimizer list, tasks (from workload=a,b, each at every budget of workload.tokens=x,y,z, or from
-    subset=<name>), the other overrides, and --force."""
+    """optimizer list, tasks (from workload=a,b, each at every budget of workload.tokens=x,y,z, from subset=<name>,
+    or from study=<name>, which also brings its optimizers and overrides: the command line's win), the other
+    overrides, and --force."""
     force = "--force" in argv
     rest = [a for a in argv if a != "--force"]
     lists = {"optimizer": ["adamw"], "workload": ["lm_tiny"], "workload.tokens": []}
@@ -352,7 +381,12 @@ def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
     overrides = []
     for arg in rest:
         name, sep, value = arg.partition("=")
-        if name == "subset" and sep:
+        if name == "study" and sep:
+            optimizers, tasks, defaults = named_study(value)
+            given = {a.partition("=")[0] for a in rest}
+            lists["optimizer"] = lists["optimizer"] if "optimizer" in given else optimizers
+            overrides = [o for o in defaults if o.partition("=")[0] not in given] + overrides
+        elif name == "subset" and sep:
             tasks = subset_tasks(value)
         elif name in lists and sep:
             lists[name] = value.split(",")

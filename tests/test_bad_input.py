@@ -186,6 +186,7 @@ CASES = {
         "sweep", ("subset={tmp}/chosen.yaml",), "names unknown workload(s) imagenet_1k", unknown_subset_workload
     ),
     "unknown subset": Case("sweep", ("subset=nothing",), "unknown subset 'nothing'"),
+    "unknown named study": Case("sweep", ("study=nothing",), "unknown study 'nothing'"),
     "unknown sweep option": Case("sweep", (*SWEEP, "--fast"), "unknown option --fast"),
     "zero seeds": Case("sweep", (*SWEEP, "tuning.seeds=0"), "tuning.seeds and tuning.trials must be >= 1"),
     "zero local slots": Case("sweep", (*SWEEP, "cluster.slots=0"), "cluster.slots must be >= 1 or auto"),

@@ -22,7 +22,7 @@ from suite import CONF_DIR
 from suite.progress import Progress
 from suite.protocols import Dim, dims, grid_configs, key, neighbours, next_trials, random_configs, search_batch
 from suite.study import Study
-from suite.sweep import expand_aliases, rerun_may_help
+from suite.sweep import expand_aliases, parse, rerun_may_help
 from tests.conftest import ROOT
 from tests.test_chaos import children
 
@@ -258,6 +258,20 @@ def test_a_sweep_runs_the_tasks_of_a_representative_subset(tmp_path):
     assert (tmp_path / "quadratic" / "sgd" / "study-default-2560tokens" / "study.json").is_file()
     missing = sweep("subset=nothing", f"results_dir={tmp_path}")
     assert missing.returncode == 2 and "unknown subset 'nothing'" in missing.stderr
+
+
+def test_a_named_study_brings_its_optimizers_tasks_and_overrides_and_the_command_line_wins(tmp_path):
+    study = tmp_path / "mine.yaml"  # as conf/study/reference_cpu.yaml, smaller
+    study.write_text(
+        "optimizers: [sgd, adamw]\ntasks: [quadratic@1280, quadratic@2560]\n"
+        f"overrides: [tuning=default, eval_every=5, results_dir={tmp_path}/elsewhere]\n"
+    )
+    proc = sweep(f"study={study}", "optimizer=sgd", f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    studies = sorted(p.parent.name for p in tmp_path.rglob("study.json"))
+    assert studies == ["study-default-1280tokens", "study-default-2560tokens"]  # sgd only, here, at both budgets
+    assert not (tmp_path / "elsewhere").exists()
+    assert parse(["study=reference_cpu"])[0] == sorted(NAMES) and len(parse(["study=reference_cpu"])[1]) == 9
 
 
 def test_progress_counts_the_rounds_trials_as_they_end_and_estimates_what_is_left(tmp_path):

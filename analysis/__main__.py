@@ -17,7 +17,7 @@ from analysis.report import report
 from analysis.speedup import speedup_label, speedups
 from analysis.subset import select
 from analysis.tables import read_table, write_csv
-from analysis.tuning import trials_frame
+from analysis.tuning import TIME_COLUMNS, trials_frame
 
 
 def cmd_collect(args) -> None:
@@ -50,7 +50,7 @@ def cmd_speedup(args) -> None:
 
 
 def cmd_profile(args) -> None:
-    trials = trials_frame(read_table(args.table), required=("optimizer", "workload", "time_to_target"))
+    trials = trials_frame(read_table(args.table), required=("optimizer", "workload", "time_to_target"), time=args.time)
     times = study_times(trials)
     ratios = performance_ratios(median_times(times))
     table = scores(times)
@@ -115,7 +115,7 @@ def cmd_report(args) -> None:
         curves = companion_paths(source)[0] if source.suffix == ".parquet" else None
     if trials.empty:
         raise ValueError(f"{source}: no trials to report on")
-    sections, (index, board) = report(trials, curves, out, str(source), baseline=args.baseline)
+    sections, (index, board) = report(trials, curves, out, str(source), baseline=args.baseline, time=args.time)
     print(sections[0].tables[0][1].to_string(index=False))
     print(f"-> {index}, {board}, {out / 'figures'}/, {out / 'tables'}/")
 
@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "--table", required=True, help="parquet or CSV with optimizer, workload, time_to_target [, seed or study]"
     )
     p.add_argument("--out", default="profile.csv")
+    p.add_argument("--time", default="seconds", help="time to target in timed seconds or tokens")
     p.set_defaults(run=cmd_profile)
     p = sub.add_parser("subset", help="representative tasks by star discrepancy (carps)")
     p.add_argument(
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("source", help="a results directory (collected into OUT/trials.parquet), or a parquet/CSV table")
     p.add_argument("--out", default="report")
     p.add_argument("--baseline", default="adamw", help="the optimizer speedups are measured against")
+    p.add_argument("--time", default="seconds", help="time to target in timed seconds or tokens")
     p.set_defaults(run=cmd_report)
     p = sub.add_parser("fairness", help="per study: dimensions, trials spent, seeds, cap cuts, tuned values at edges")
     p.add_argument("results", help="a results directory holding study directories")
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pd.set_option("display.width", 160)
     try:
+        if getattr(args, "time", "seconds") not in TIME_COLUMNS:  # (before anything is read or written)
+            raise ValueError(f"--time is {' or '.join(TIME_COLUMNS)}, not {args.time!r}")
         args.run(args)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -127,6 +127,7 @@ def read_run(directory: Path) -> Run:
     row["lr"] = optimizer.get("lr")
     row["budget_tokens"] = (summary.get("budget") or {}).get("tokens")
     row["time_to_target"] = (summary.get("time_to_target") or {}).get("seconds")
+    row["tokens_to_target"] = (summary.get("time_to_target") or {}).get("tokens")
     return Run(row, metrics, note)
 
 

@@ -147,9 +147,12 @@ def sweep_command(optimizers, workloads, *extra: str) -> str:
 class Report:
     """Builds the sections from a trials table (and its curves, when collected from run directories)."""
 
-    def __init__(self, trials: pd.DataFrame, curves: Path | None, out: Path, baseline: str = "adamw"):
+    def __init__(
+        self, trials: pd.DataFrame, curves: Path | None, out: Path, baseline: str = "adamw", time: str = "seconds"
+    ):
         self.raw = trials
-        self.trials = trials_frame(trials)
+        self.trials = trials_frame(trials, time=time)
+        self.time = time
         self.curves_path = curves
         self.out = out
         self.baseline = baseline
@@ -316,7 +319,8 @@ class Report:
         if profile_scores is not None:
             text.append(
                 "Profile score: AlgoPerf's benchmark score (area under the performance profile for τ in [1, 4], / 3) "
-                "over the tasks each optimizer ran, with a bootstrap interval over studies (seeds)."
+                f"over the tasks each optimizer ran, time to target in {self.time}, with a bootstrap interval over "
+                "studies (seeds)."
             )
         noise = self.table("seeds_needed", self.noise())
         known = noise.dropna(subset=["seeds_needed"])
@@ -503,7 +507,13 @@ class Report:
             "AlgoPerf's rule: per study (a seed: the trials run on it), the time of the fastest trial that reached "
             "the target; per task, the median over studies, a study that missed counting as infinite; ρ(τ) is the "
             "fraction of the tasks an optimizer ran whose ratio to the fastest optimizer is within τ (a miss or a "
-            "ratio above 4 never counts); times are timed training seconds."
+            "ratio above 4 never counts); "
+            + (
+                "times are timed training seconds (valid when the trials ran on a quiet machine)."
+                if self.time == "seconds"
+                else "times are counted in tokens (valid under any load; wall-clock costs per step come from the "
+                "quiet step-time bench, README: Performance)."
+            )
         )
         unreached, tasks = score_cap(ratios)
         if unreached:
@@ -669,13 +679,15 @@ def write(sections: list[Section], out: Path, source: str) -> tuple[Path, Path]:
     return index, board
 
 
-def report(trials: pd.DataFrame, curves: Path | None, out: Path, source: str, baseline: str = "adamw"):
+def report(
+    trials: pd.DataFrame, curves: Path | None, out: Path, source: str, baseline: str = "adamw", time: str = "seconds"
+):
     """Build every section and write the report; returns the sections and the two files. The report is built in a
     staging directory and moved into `out` only when complete: a failure leaves the previous report as it was."""
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     try:
-        sections = Report(trials, curves, staging, baseline).build()
+        sections = Report(trials, curves, staging, baseline, time).build()
         write(sections, staging, source)
         for name in ("figures", "tables"):
             if (out / name).exists():

@@ -26,10 +26,15 @@ def task_matrix(df: pd.DataFrame) -> pd.DataFrame:
     tuned["task"] = tuned.workload.where(~at_budget, tuned.workload + "@" + tuned.budget_tokens.map("{:.0f}".format))
     table = tuned.pivot(index="task", columns="optimizer", values="score")
     if table.isna().any().any():
-        missing = [f"{o} on {t}" for t, row in table.iterrows() for o in row.index[row.isna()]]
+        cells = [(o, t) for t, row in table.iterrows() for o in row.index[row.isna()]]
+        optimizers = sorted({o for o, _ in cells})
+        workloads = sorted({t.partition("@")[0] for _, t in cells})
+        budgets = sorted({t.partition("@")[2] for _, t in cells} - {""}, key=float)
+        command = f"python -m suite.sweep optimizer={','.join(optimizers)} workload={','.join(workloads)}"
+        command += f" workload.tokens={','.join(budgets)}" if budgets else ""
         raise ValueError(
-            f"every optimizer needs a result on every task (missing: {', '.join(missing[:5])}); run the missing "
-            "studies with `python -m suite.sweep optimizer=<missing> workload=<task>`"
+            f"every optimizer needs a result on every task (missing: {', '.join(f'{o} on {t}' for o, t in cells[:5])}"
+            f"{', ...' if len(cells) > 5 else ''}); to run them: `{command}`"
         )
     return table
 

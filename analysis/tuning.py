@@ -40,11 +40,22 @@ COMPARED = FINISHED  # a diverged trial is a result (the worst); failed or unfin
 CELL = ["task", "optimizer"]
 
 
-def trials_frame(df: pd.DataFrame, required=("optimizer", "workload", "final_metric")) -> pd.DataFrame:
+TIME_COLUMNS = {"seconds": "time_to_target", "tokens": "tokens_to_target"}  # what time to target is counted in
+
+
+def trials_frame(
+    df: pd.DataFrame, required=("optimizer", "workload", "final_metric"), time: str = "seconds"
+) -> pd.DataFrame:
     """The collected table or an external CSV in the columns the analyses read (README: Analysis columns), with
     `task` (the workload, or 'workload @ budget' where a workload was run at several budgets) and `score` (the
-    final metric oriented so that lower is better; +inf for a diverged run or a missing value)."""
+    final metric oriented so that lower is better; +inf for a diverged run or a missing value). `time`: whether
+    time to target is counted in timed seconds (valid from a quiet machine) or in tokens (valid under any load)."""
     df = df.copy()
+    if time not in TIME_COLUMNS:
+        raise ValueError(f"time to target is counted in {' or '.join(TIME_COLUMNS)}, not {time!r}")
+    if time == "tokens":
+        check_columns(df, ("tokens_to_target",))
+        df["time_to_target"] = df["tokens_to_target"]
     check_columns(df, required)
     for column, value in OPTIONAL.items():
         if column not in df.columns:

@@ -194,6 +194,9 @@ CASES = {
     # analysis
     "collect from a missing directory": Case("analysis", ("collect", "{tmp}/nowhere"), "no such results directory"),
     "report on an empty directory": Case("analysis", ("report", "{results}", "--out", "{tmp}/rep"), "no trials"),
+    "time to target in hours": Case(
+        "analysis", ("report", "{results}", "--out", "{tmp}/rep", "--time", "hours"), "--time is seconds or tokens"
+    ),
     "report on a foreign directory": Case(
         "analysis", ("report", "{results}", "--out", "{tmp}/rep"), "no trials", foreign_directory
     ),

@@ -183,6 +183,13 @@ def test_subset_uses_each_optimizers_tuned_result_and_diverged_is_worst():
     assert (normalised.z >= 1).all() and (normalised.x == 0).all()
 
 
+def test_subset_names_the_missing_results_and_the_sweep_that_supplies_them():
+    cells = [{"workload": "t1", "optimizer": o, "final_metric": 1.0} for o in ("x", "y")]
+    cells += [{"workload": "t2", "optimizer": "x", "final_metric": 1.0}]
+    with pytest.raises(ValueError, match="missing: y on t2.*`python -m suite.sweep optimizer=y workload=t2`"):
+        task_matrix(pd.DataFrame(cells))
+
+
 def test_subset_validation_holds_out_the_other_optimizers_and_compares_with_random_subsets():
     rng = np.random.default_rng(0)
     cells = []

@@ -27,12 +27,18 @@ def median_times(times: pd.DataFrame) -> pd.DataFrame:
     return times.pivot_table(index="task", columns="optimizer", values="time_to_target", aggfunc=np.median)
 
 
+def ratio_array(medians: np.ndarray) -> np.ndarray:
+    """(..., task, optimizer) median times -> ratios to each task's fastest: inf where missed or where no optimizer
+    reached the target, NaN where not run."""
+    with np.errstate(all="ignore"):
+        best = np.min(np.where(np.isfinite(medians), medians, np.inf), axis=-1, keepdims=True)
+        return np.where(np.isfinite(medians), medians / best, np.where(np.isnan(medians), np.nan, np.inf))
+
+
 def performance_ratios(medians: pd.DataFrame) -> pd.DataFrame:
     """Each time divided by the fastest optimizer's on its task; inf where missed or where no optimizer reached the
     target; NaN where not run."""
-    best = medians.where(np.isfinite(medians)).min(axis=1)
-    ratios = medians.div(best, axis=0)
-    return ratios.where(medians.isna() | np.isfinite(ratios), np.inf)
+    return pd.DataFrame(ratio_array(medians.to_numpy(dtype=float)), index=medians.index, columns=medians.columns)
 
 
 def profile(ratios: pd.DataFrame, taus: np.ndarray | None = None) -> pd.DataFrame:
@@ -47,22 +53,18 @@ def profile(ratios: pd.DataFrame, taus: np.ndarray | None = None) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def benchmark_score(ratios: pd.DataFrame) -> pd.Series:
-    """Area under rho over tau in [1, TAU_MAX], divided by TAU_MAX - 1, over the tasks each optimizer ran. The step
-    function makes this exact: a task reached with ratio r <= TAU_MAX adds (TAU_MAX - r), a miss adds 0
-    (AlgoPerf's code samples the profile with the trapezoid rule, which differs from the exact area by under 1%)."""
-    contributions = (TAU_MAX - ratios).clip(lower=0).where(ratios.isna() | (ratios <= TAU_MAX), 0.0)
-    return (contributions.mean(axis=0) / (TAU_MAX - 1)).rename("score")
-
-
-def score_array(medians: np.ndarray) -> np.ndarray:
-    """`benchmark_score` on stacked (..., task, optimizer) arrays of median times (NaN: not run)."""
-    finite = np.where(np.isfinite(medians), medians, np.nan)
+def score_array(ratios: np.ndarray) -> np.ndarray:
+    """Area under rho over tau in [1, TAU_MAX], divided by TAU_MAX - 1, over the tasks each optimizer ran, from
+    (..., task, optimizer) ratios. The step function makes this exact: a task reached with ratio r <= TAU_MAX adds
+    (TAU_MAX - r), a miss adds 0 (AlgoPerf's code samples the profile with the trapezoid rule, which differs from
+    the exact area by under 1%)."""
     with np.errstate(all="ignore"):
-        best = np.nanmin(np.where(np.isnan(finite), np.inf, finite), axis=-1, keepdims=True)
-        ratios = np.where(np.isfinite(medians), medians / best, np.where(np.isnan(medians), np.nan, np.inf))
         contributions = np.where(ratios <= TAU_MAX, TAU_MAX - ratios, np.where(np.isnan(ratios), np.nan, 0.0))
         return np.nanmean(contributions, axis=-2) / (TAU_MAX - 1)
+
+
+def benchmark_score(ratios: pd.DataFrame) -> pd.Series:
+    return pd.Series(score_array(ratios.to_numpy(dtype=float)), index=ratios.columns, name="score")
 
 
 def scores(times: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -76,7 +78,7 @@ def scores(times: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFra
         v = group.time_to_target.to_numpy()
         draws = v[rng.integers(0, len(v), (n_boot, len(v)))]
         stacked[:, medians.index.get_loc(task), medians.columns.get_loc(optimizer)] = np.median(draws, axis=1)
-    samples = score_array(stacked)
+    samples = score_array(ratio_array(stacked))
     table = pd.DataFrame(
         {
             "score": benchmark_score(ratios),

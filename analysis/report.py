@@ -35,9 +35,9 @@ from analysis.tuning import (
     calibrated_default,
     compared,
     config_results,
-    search_seeds,
     trials_frame,
     tuned_results,
+    tuned_trials,
     tuned_vs_default,
     tuning_cost,
 )
@@ -170,14 +170,6 @@ class Report:
         figures.save(fig, self.out / "figures" / f"{name}.png")
         self.table(name, numbers)
         return name
-
-    def tuned_trials(self) -> pd.DataFrame:
-        """The finished trials of each task's and optimizer's tuned configuration on its scoring seeds (on its
-        search seed where it has no other: in-sample, as the leaderboard marks it)."""
-        keys = self.tuned[["task", "optimizer", "hparams", "in_sample"]]
-        rows = compared(self.trials).merge(keys, on=["task", "optimizer", "hparams"])
-        search = rows.join(search_seeds(self.trials), on=["task", "optimizer"]).search_seed
-        return rows[rows.in_sample | (rows.seed != search)].drop(columns="in_sample")
 
     def complete(self) -> tuple[pd.DataFrame, list[str]]:
         """Task x optimizer tuned scores on the workloads whose every task every optimizer ran (complete blocks),
@@ -399,8 +391,8 @@ class Report:
 
     def speedups(self):
         """Data-equivalent speedups per (workload, budget) and per scale, where the baseline has enough budgets."""
-        best = self.tuned_trials()
-        best = best[best.lower_is_better.astype(bool) & np.isfinite(best.final_metric)]
+        best = tuned_trials(self.trials)
+        best = best[best.lower_is_better.astype(bool)].assign(final_metric=lambda d: d.score)  # diverged: +inf
         base = best[best.optimizer == self.baseline]
         budgets = base.groupby("workload").budget_tokens.nunique()
         scales = budgets[budgets >= MIN_BUDGETS].index
@@ -447,7 +439,7 @@ class Report:
 
     def curves_section(self) -> Section:
         section = Section("Eval metric over training")
-        best = self.tuned_trials()
+        best = tuned_trials(self.trials)
         if self.curves_path is None or not self.curves_path.is_dir() or "run_dir" not in best:
             section.text.append("Not available: curves come from run directories (collect), not from a CSV.")
             return section

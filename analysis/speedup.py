@@ -84,7 +84,7 @@ class Points:
         for w, idx in self.base.items():
             try:
                 law = fit_power_law(self.tokens[idx], losses[idx])
-            except RuntimeError:  # curve_fit did not converge
+            except (RuntimeError, ValueError):  # curve_fit did not converge, or a diverged (infinite) mean
                 law = None
             laws[w] = law if law is not None and sensible(law) else None
         return laws
@@ -115,6 +115,7 @@ class Speedups:
 def pooled_noise(df: pd.DataFrame) -> pd.DataFrame:
     """Per workload: the pooled seed-to-seed standard deviation of the final loss within its points and its degrees
     of freedom (sum of seeds - 1 over the points)."""
+    df = df[np.isfinite(df.final_metric)]  # (a diverged run has no spread to contribute)
     grouped = df.groupby(POINT).final_metric
     residual = df.final_metric - grouped.transform("mean")
     dof = (grouped.size() - 1).groupby("workload").sum()

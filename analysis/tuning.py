@@ -84,17 +84,24 @@ def compared(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials.status.isin(COMPARED)]
 
 
+NO_SELECTION = -1  # the search seed of a cell with one configuration: nothing was selected, every seed scores
+
+
 def search_seeds(trials: pd.DataFrame) -> pd.Series:
-    """Per (task, optimizer): the seed on which most configurations ran (the lowest on a tie)."""
-    counts = compared(trials).groupby([*CELL, "seed"]).hparams.nunique().rename("n").reset_index()
+    """Per (task, optimizer): the seed on which most configurations ran (the lowest on a tie), or NO_SELECTION
+    where only one configuration ran (the defaults alone, or an external table without hyperparameters)."""
+    finished = compared(trials)
+    counts = finished.groupby([*CELL, "seed"]).hparams.nunique().rename("n").reset_index()
     counts = counts.sort_values([*CELL, "n", "seed"], ascending=[True, True, False, True])
-    return counts.groupby(CELL).head(1).set_index(CELL).seed.rename("search_seed")
+    seeds = counts.groupby(CELL).head(1).set_index(CELL).seed.rename("search_seed")
+    single = finished.groupby(CELL).hparams.nunique().reindex(seeds.index) == 1
+    return seeds.where(~single, NO_SELECTION)
 
 
 def config_results(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, optimizer, hparams) on the search seed: the results the selection compares."""
     rows = compared(trials).join(search_seeds(trials), on=CELL)
-    rows = rows[rows.seed == rows.search_seed]
+    rows = rows[(rows.seed == rows.search_seed) | (rows.search_seed == NO_SELECTION)]
     return (
         rows.groupby([*CELL, "hparams"], as_index=False, sort=True)
         .agg(
@@ -128,6 +135,16 @@ def scoring_trials(trials: pd.DataFrame, chosen: pd.DataFrame, column: str) -> p
     keys = chosen[[*CELL, column, "search_seed"]].dropna(subset=[column]).rename(columns={column: "hparams"})
     rows = compared(trials).merge(keys, on=[*CELL, "hparams"])
     return rows[rows.seed != rows.search_seed]
+
+
+def tuned_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The finished trials of each cell's tuned configuration on its scoring seeds (on its search seed where it has
+    no other: in-sample, as the report marks it). What the speedups and curves are computed from."""
+    chosen = selection(trials)
+    scored = scoring_trials(trials, chosen, "hparams")
+    missing = chosen.set_index(CELL).index.difference(scored.set_index(CELL).index)
+    in_sample = compared(trials).merge(chosen.set_index(CELL).loc[missing].reset_index()[[*CELL, "hparams"]])
+    return pd.concat([scored, in_sample], ignore_index=True)
 
 
 def metric_sign(trials: pd.DataFrame) -> pd.Series:

@@ -272,7 +272,10 @@ def test_leaderboard_of_a_small_study_shows_per_task_results_and_never_counts_no
     section = report.leaderboard(study_times(report.trials), None)
     board = section.tables[0][1].set_index("optimizer")
     assert board.loc["c", "w2"] == "not run"
-    assert board.loc["a", "w1"].startswith("1.001") and "(n=2)" in board.loc["a", "w1"]  # seeds 1, 2 (0 selected)
+    # one configuration on w1: nothing was selected, every seed scores; on w2 a second ("hot") ran on seed 0, where
+    # the selection was made, so seeds 1 and 2 score
+    assert board.loc["a", "w1"].startswith("1.001") and "(n=3)" in board.loc["a", "w1"]
+    assert board.loc["a", "w2"].startswith("2.0015") and "(n=2)" in board.loc["a", "w2"]
     assert list(board.index) == ["a", "b", "c"]  # by mean rank, the stated primary measure
     assert any("Left out of the ranks" in t and "w2" in t for t in section.text)
     failed = report.failed_section()

@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import math
+import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -230,8 +231,11 @@ class Study:
         }
         if best:
             config = dict(best[0])
-            scores = [t["score"] for t in trials if t["trial"] == trial_name(config) and t["score"] is not None]
-            median = sorted(scores)[len(scores) // 2]
+            mine = [t for t in trials if t["trial"] == trial_name(config) and t["score"] is not None]
+            # scored on the seeds that played no part in its selection (seed 0) where it has them
+            held_out = [t["score"] for t in mine if t["seed"] != 0]
+            scores = held_out or [t["score"] for t in mine]
+            median = statistics.median(scores)
             metric = (read_json(self.run_dir(config, 0) / SUMMARY) or {}).get("metric") or {"name": "loss"}
             study["best"] = {
                 "trial": trial_name(config),
@@ -241,6 +245,7 @@ class Study:
                 "metric": metric["name"],
                 "median": median if metric.get("lower_is_better", True) else -median,  # in the metric's own sign
                 "seeds": len(scores),
+                "in_sample": not held_out,  # True: the median is the selection seed's own result
             }
         self.directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.directory / STUDY, study)

@@ -505,7 +505,12 @@ def sweep(studies: list[Study], cluster: dict, slots: list[Slot], command: str, 
         record = read_json(study.directory / STUDY)
         best = record["best"]
         shown = (
-            f"best {best['config']}: {best['metric']} {best['median']:.6g} (median of {best['seeds']} seed(s))"
+            f"best {best['config']}: {best['metric']} {best['median']:.6g} "
+            + (
+                "(seed 0, the selection seed: in-sample)"
+                if best.get("in_sample")
+                else f"(median of {best['seeds']} scoring seed(s); selected on seed 0)"
+            )
             if best
             else "no configuration finished without failing or diverging"
         )

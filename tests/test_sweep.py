@@ -142,6 +142,7 @@ def test_the_best_is_shown_in_the_metrics_own_sign_and_a_failed_configuration_is
     done = {"status": "completed", "metric": accuracy, "final": {"accuracy": 0.994, "loss": 0.03}}
     best = study_with_one_record(tmp_path / "a", done).record("python -m suite.sweep", done=True)["best"]
     assert best["metric"] == "accuracy" and best["median"] == 0.994 and best["median_score"] == -0.994
+    assert best["in_sample"]  # seed 0 alone: the selection seed's own result
     failed = {"status": "failed", "metric": accuracy, "final": None, "error": "RuntimeError: boom"}
     record = study_with_one_record(tmp_path / "f", failed).record("python -m suite.sweep", done=True)
     assert record["best"] is None and record["status"] == "incomplete"
@@ -160,7 +161,7 @@ def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):
         assert len(trials) == 3 + 2 and all(t["status"] == "completed" for t in trials)
         finished = [t for t in trials if t["seed"] == 0]
         assert study["best"]["config"] == min(finished, key=lambda t: t["score"])["config"]  # selection at the end
-        assert study["best"]["seeds"] == 2
+        assert study["best"]["seeds"] == 1 and not study["best"]["in_sample"]  # scored on seed 1 alone
         scored = [t["config"] for t in trials if t["seed"] == 1]
         assert scored == sorted([study["best"]["config"], study["settings"]["start"]], key=lambda c: sorted(c.items()))
         assert study["budget"]["configurations"] == 3  # the defaults' scoring runs are not search configurations

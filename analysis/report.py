@@ -242,7 +242,12 @@ class Report:
                     overlap = row.optimizer != best.optimizer and max(row.low, best.low) <= min(row.high, best.high)
                     text += " ≈ best" if overlap else ""
                 cells.setdefault(row.optimizer, {})[task] = text
-        table = pd.DataFrame(cells).T.reindex(sorted(self.trials.optimizer.unique()))
+        order = (
+            self.trials.groupby("task")[["workload", "budget_tokens"]]
+            .first()
+            .sort_values(["workload", "budget_tokens"])
+        )
+        table = pd.DataFrame(cells).T.reindex(index=sorted(self.trials.optimizer.unique()), columns=order.index)
         return table.fillna("not run")
 
     def leaderboard(self, times: pd.DataFrame, speedup) -> Section:

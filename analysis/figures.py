@@ -61,10 +61,11 @@ def critical_difference_plot(ranks: pd.Series, cd: float, groups: list[list[str]
     ranks are not significantly different; N (independent workloads) in the title."""
     k = len(ranks)
     ordered = ranks.sort_values()
-    fig, axes = new_figure(9, 2.0 + 0.32 * k)
+    rows = (k + 1) // 2  # labels hang in two columns, half the optimizers each
+    fig, axes = new_figure(9, 1.6 + 0.3 * rows + 0.12 * len(groups))
     ax = axes[0, 0]
     ax.set_xlim(-0.8, k + 1.8)
-    ax.set_ylim(-(k + 1) * 0.5 - 0.3 * len(groups) - 0.3, 1.6)
+    ax.set_ylim(-0.5 * rows - 0.25 * len(groups) - 0.5, 1.6)
     ax.axhline(0, xmin=(1 + 0.8) / (k + 2.6), xmax=(k + 0.8) / (k + 2.6), color="black", lw=1)
     for r in range(1, k + 1):
         ax.plot([r, r], [0, 0.15], color="black", lw=1)
@@ -78,7 +79,7 @@ def critical_difference_plot(ranks: pd.Series, cd: float, groups: list[list[str]
         ax.plot([rank, rank, x_text], [0, y, y], color="dimgray", lw=0.8)
         ax.text(x_text, y, f"{name} ({rank:.2f})", ha="right" if left else "left", va="center", fontsize=9)
     for j, group in enumerate(groups):
-        y = -0.5 * (k + 1) / 2 - 0.25 * (j + 1)
+        y = -0.5 * rows - 0.25 * (j + 1)
         ax.plot([ordered[group[0]] - 0.03, ordered[group[-1]] + 0.03], [y, y], color="black", lw=3)
     ax.set_title(f"mean rank over N = {n_blocks} independent workloads (1 = best)", fontsize=10)
     ax.axis("off")

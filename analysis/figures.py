@@ -107,10 +107,27 @@ def speedup_plot(table: pd.DataFrame, styles: dict) -> plt.Figure:
     return fig
 
 
-def curve_plot(curves: pd.DataFrame, metric: str, styles: dict, lines: dict) -> plt.Figure:
+def focus(values: pd.Series, marks: list[float], lower_is_better: bool) -> tuple[float, float]:
+    """Vertical limits that show where curves differ: from the best value (and the target and optimum) to the 90th
+    percentile of the values towards the worse side, so that a few early, far-off evaluations do not flatten the
+    rest."""
+    finite = values[np.isfinite(values)]
+    if finite.empty:
+        return (0.0, 1.0)
+    marks = [m for m in marks if np.isfinite(m)]
+    if lower_is_better:
+        low, high = min([finite.min(), *marks]), max([finite.quantile(0.9), *marks])
+    else:
+        low, high = min([finite.quantile(0.1), *marks]), max([finite.max(), *marks])
+    pad = 0.05 * (high - low) if high > low else 0.05 * max(abs(high), 1e-12)
+    return low - pad, high + pad
+
+
+def curve_plot(curves: pd.DataFrame, metric: str, styles: dict, lines: dict, lower_is_better: bool = True):
     """Median eval metric across seeds with a min-max band, against tokens and against timed seconds
     (columns optimizer, tokens, seconds, median, low, high); the target (dashed) and the known optimum (dotted)."""
     fig, axes = new_figure(12, 4.4, ncols=2, sharey=True)
+    axes[0, 0].set_ylim(*focus(curves["median"], list(lines.values()), lower_is_better))
     for ax, x in zip(axes[0], ("tokens", "seconds"), strict=True):
         for optimizer, group in curves.groupby("optimizer"):
             style = styles[optimizer]

@@ -452,7 +452,8 @@ class Report:
         section.text.append(
             "Tuned configuration per optimizer: median over seeds, the band spans the seeds' minimum to maximum; "
             "against tokens and against timed training seconds (evaluation excluded). Dashed: the workload's "
-            "target; dotted: its known optimum (where one is known)."
+            "target; dotted: its known optimum (where one is known). The vertical axis shows the part where the "
+            "optimizers differ (the first, worst evaluations may lie beyond it); the numbers are all in the CSV."
         )
         metric_names = self.raw.groupby("workload")["metric_name"].first() if "metric_name" in self.raw else {}
         sparse = []
@@ -483,7 +484,8 @@ class Report:
                 if "optimal_loss" in runs and metric == "loss"
                 else np.nan,
             }
-            fig = figures.curve_plot(numbers, metric, self.colours, lines)
+            lower = bool(runs.lower_is_better.iloc[0]) if "lower_is_better" in runs else True
+            fig = figures.curve_plot(numbers, metric, self.colours, lines, lower)
             section.figures.append(self.figure(f"curves_{slug(task)}", fig, numbers))
         if sparse:
             section.text.append(

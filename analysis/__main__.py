@@ -18,7 +18,7 @@ from analysis.speedup import REQUIRED as SPEEDUP_COLUMNS
 from analysis.speedup import speedup_label, speedups
 from analysis.subset import select
 from analysis.tables import read_table, write_csv
-from analysis.tuning import TIME_COLUMNS, trials_frame, tuned_trials
+from analysis.tuning import TIME_COLUMNS, parse_rank_by, trials_frame, tuned_trials
 
 
 def cmd_collect(args) -> None:
@@ -120,7 +120,9 @@ def cmd_report(args) -> None:
         curves = companion_paths(source)[0] if source.suffix == ".parquet" else None
     if trials.empty:
         raise ValueError(f"{source}: no trials to report on")
-    sections, (index, board) = report(trials, curves, out, str(source), baseline=args.baseline, time=args.time)
+    sections, (index, board) = report(
+        trials, curves, out, str(source), baseline=args.baseline, time=args.time, rank_by=parse_rank_by(args.rank_by)
+    )
     print(sections[0].tables[0][1].to_string(index=False))
     print(f"-> {index}, {board}, {out / 'figures'}/, {out / 'tables'}/")
 
@@ -174,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="report")
     p.add_argument("--baseline", default="adamw", help="the optimizer speedups are measured against")
     p.add_argument("--time", default="seconds", help="time to target in timed seconds or tokens")
+    p.add_argument("--rank-by", default="", help="WORKLOAD=LOSS,...: rank these workloads by a held-out loss")
     p.set_defaults(run=cmd_report)
     p = sub.add_parser("fairness", help="per study: dimensions, trials spent, seeds, cap cuts, tuned values at edges")
     p.add_argument("results", help="a results directory holding study directories")
@@ -184,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "time", "seconds") not in TIME_COLUMNS:  # (before anything is read or written)
             raise ValueError(f"--time is {' or '.join(TIME_COLUMNS)}, not {args.time!r}")
+        parse_rank_by(getattr(args, "rank_by", ""))
         args.run(args)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

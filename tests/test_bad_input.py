@@ -194,6 +194,9 @@ CASES = {
     # analysis
     "collect from a missing directory": Case("analysis", ("collect", "{tmp}/nowhere"), "no such results directory"),
     "report on an empty directory": Case("analysis", ("report", "{results}", "--out", "{tmp}/rep"), "no trials"),
+    "ranking by a metric that is not a loss": Case(
+        "analysis", ("report", "{results}", "--out", "{tmp}/rep", "--rank-by", "cnn_digits=accuracy"), "--rank-by takes"
+    ),
     "time to target in hours": Case(
         "analysis", ("report", "{results}", "--out", "{tmp}/rep", "--time", "hours"), "--time is seconds or tokens"
     ),

@@ -290,6 +290,36 @@ def test_diverged_configurations_are_drawn_in_the_learning_rate_plot(tmp_path):
     assert numbers.diverged.sum() == 1 and section.figures == ["lr_sensitivity"]
 
 
+def test_a_coarse_metric_is_ranked_by_held_out_loss_while_selection_stays_on_the_metric(tmp_path):
+    cells = []  # on a digits-like task the two tie on accuracy; b's held-out loss is lower
+    for o, loss in (("a", 0.05), ("b", 0.02)):
+        for s in range(3):
+            cells.append({"workload": "digits", "optimizer": o, "seed": s, "final_metric": 0.99, "final.loss": loss})
+            cells.append(
+                {
+                    "workload": "digits",
+                    "optimizer": o,
+                    "seed": s,
+                    "hparams": "worse",
+                    "final_metric": 0.9,
+                    "final.loss": 0.01,
+                }
+            )
+    for o, value in (("a", 1.0), ("b", 2.0)):  # a second workload, ranked by its own metric (a loss)
+        cells += [
+            {"workload": "lm", "optimizer": o, "seed": s, "final_metric": value, "final.loss": value} for s in range(3)
+        ]
+    table = pd.DataFrame(cells).assign(lower_is_better=lambda d: d.workload == "lm")
+    report = Report(table, None, tmp_path, rank_by={"digits": "loss"})
+    tuned = report.tuned.set_index(["task", "optimizer"])
+    assert (tuned.hparams == "").all()  # selected by accuracy: the low-loss "worse" configuration is not chosen
+    assert tuned.loc[("digits", "b"), "rank_score"] == pytest.approx(0.02)
+    ranks, _ = report.block_ranks()
+    assert ranks.loc["digits"].to_dict() == {"a": 2.0, "b": 1.0} and ranks.loc["lm"].to_dict() == {"a": 1.0, "b": 2.0}
+    cell = report.task_cells().loc["b", "digits"]
+    assert cell.startswith("loss 0.02") and "accuracy" not in cell and "0.99" in cell  # (no metric_name column)
+
+
 def test_sections_without_data_say_what_is_missing_and_the_command_that_supplies_it(tmp_path):
     report = Report(small_study()[lambda d: d.workload == "w1"], None, tmp_path)
     assert "workload.tokens=" in report.speedup_section(None).text[0]

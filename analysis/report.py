@@ -289,6 +289,7 @@ class Report:
         if profile_scores is not None:
             board["profile_score"] = profile_scores.score
             board["profile_low"], board["profile_high"] = profile_scores.low, profile_scores.high
+            board["profile_studies"] = profile_scores.studies
         board = board.sort_values(["mean_rank", "optimizer"] if "optimizer" in board else ["mean_rank"])
         board = board.rename_axis("optimizer").reset_index().sort_values(["mean_rank", "optimizer"])
         cells = self.task_cells()
@@ -307,7 +308,9 @@ class Report:
         ]
         if profile_scores is not None:
             shown["profile score [95%]"] = [
-                with_interval(r.profile_score, r.profile_low, r.profile_high) if np.isfinite(r.profile_score) else "–"
+                with_interval(r.profile_score, r.profile_low, r.profile_high, int(r.profile_studies))
+                if np.isfinite(r.profile_score)
+                else "–"
                 for r in numbers.itertuples()
             ]
         for column in numbers.columns:

@@ -219,14 +219,16 @@ def tuned_vs_default(trials: pd.DataFrame) -> pd.DataFrame:
     seed: the mean default and tuned results, and the mean paired gap (default - tuned, in the metric's units;
     positive = tuning helped, negative possible) with Student's t 95% interval over those seeds."""
     chosen = selection(trials)
-    tuned = scoring_trials(trials, chosen, "hparams").set_index([*CELL, "seed"]).score
-    default = scoring_trials(trials, chosen, "default_hparams").set_index([*CELL, "seed"]).score
+    by_seed = {
+        column: {key: g.set_index("seed").score for key, g in scoring_trials(trials, chosen, column).groupby(CELL)}
+        for column in ("hparams", "default_hparams")
+    }
     sign = metric_sign(trials)
     rows = []
     for cell in chosen.itertuples(index=False):
         key = (cell.task, cell.optimizer)
-        t = tuned.xs(key, level=CELL) if key in tuned.index.droplevel("seed") else pd.Series(dtype=float)
-        d = default.xs(key, level=CELL) if key in default.index.droplevel("seed") else pd.Series(dtype=float)
+        t = by_seed["hparams"].get(key, pd.Series(dtype=float))
+        d = by_seed["default_hparams"].get(key, pd.Series(dtype=float))
         shared = sorted(set(t.index) & set(d.index))
         t, d = t[shared].to_numpy(), d[shared].to_numpy()
         row = {

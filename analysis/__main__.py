@@ -4,6 +4,7 @@ representative subsets, and the leaderboard report."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml
 from analysis.collect import collect, companion_paths
 from analysis.fairness import fairness_table, verdict
 from analysis.profile import median_times, performance_ratios, profile, score_cap, scores, study_times
+from analysis.publish import TRIALS, publish
 from analysis.report import report
 from analysis.speedup import REQUIRED as SPEEDUP_COLUMNS
 from analysis.speedup import speedup_label, speedups
@@ -127,6 +129,15 @@ def cmd_report(args) -> None:
     print(f"-> {index}, {board}, {out / 'figures'}/, {out / 'tables'}/")
 
 
+def cmd_publish(args) -> None:
+    results = Path(args.results)
+    if not results.is_dir():
+        raise ValueError(f"no such results directory: {results}")
+    path = publish(results, Path(args.out), args.baseline, args.time, args.rank_by, parse_rank_by(args.rank_by))
+    print(f"-> {Path(args.out)}/ (report, {TRIALS} and its curves), {path}")
+    print(f"regenerate: {json.loads(path.read_text())['regenerate']}")
+
+
 def cmd_fairness(args) -> None:
     root = Path(args.results)
     if not root.is_dir():
@@ -178,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time", default="seconds", help="time to target in timed seconds or tokens")
     p.add_argument("--rank-by", default="", help="WORKLOAD=LOSS,...: rank these workloads by a held-out loss")
     p.set_defaults(run=cmd_report)
+    p = sub.add_parser("publish", help="a leaderboard to commit: report + collected tables + provenance.json")
+    p.add_argument("results", help="a results directory holding the study's run directories")
+    p.add_argument("--out", default="leaderboard")
+    p.add_argument("--baseline", default="adamw")
+    p.add_argument("--time", default="seconds", help="time to target in timed seconds or tokens")
+    p.add_argument("--rank-by", default="", help="WORKLOAD=LOSS,...: rank these workloads by a held-out loss")
+    p.set_defaults(run=cmd_publish)
     p = sub.add_parser("fairness", help="per study: dimensions, trials spent, seeds, cap cuts, tuned values at edges")
     p.add_argument("results", help="a results directory holding study directories")
     p.add_argument("--out", default="fairness.csv")

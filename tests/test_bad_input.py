@@ -193,6 +193,9 @@ CASES = {
     "trials a word": Case("sweep", (*SWEEP, "tuning.trials=many"), "tuning.trials must be an integer"),
     # analysis
     "collect from a missing directory": Case("analysis", ("collect", "{tmp}/nowhere"), "no such results directory"),
+    "publish from a missing directory": Case(
+        "analysis", ("publish", "{tmp}/nowhere", "--out", "{tmp}/board"), "no such results directory"
+    ),
     "report on an empty directory": Case("analysis", ("report", "{results}", "--out", "{tmp}/rep"), "no trials"),
     "ranking by a metric that is not a loss": Case(
         "analysis", ("report", "{results}", "--out", "{tmp}/rep", "--rank-by", "cnn_digits=accuracy"), "--rank-by takes"

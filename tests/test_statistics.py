@@ -5,6 +5,7 @@ held-out subset validation, speedup intervals that cover, one policy for diverge
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import subprocess
 
@@ -475,3 +476,22 @@ def test_the_report_page_renders_in_a_headless_browser_without_overflowing(tmp_p
     image = plt.imread(shot)
     assert image.shape[1] == 1200 and len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 50  # drawn
     assert (image[:, -40:, :3] > 0.99).all()  # nothing spills past the page's column: no table or figure is cut
+
+
+def test_a_published_leaderboard_regenerates_to_the_same_tables_and_a_change_is_caught(tmp_path):
+    from analysis.__main__ import main
+    from analysis.publish import PROVENANCE, regenerated_differences
+    from analysis.synthetic import Optimizer, Scale, write_sweep
+
+    optimizers = [Optimizer("adamw", 1.0, 1e-3, 1e-3), Optimizer("muon", 1.5, 2e-2, 2e-3)]
+    write_sweep(tmp_path / "r", optimizers, [Scale("lm_s", 10**6, 0.0)], [1e8, 2e8, 4e8], [1e-3, 2e-2], 3, 10, 0.002)
+    out = tmp_path / "board"
+    assert main(["publish", str(tmp_path / "r"), "--out", str(out), "--time", "tokens"]) == 0
+    record = json.loads((out / PROVENANCE).read_text())
+    # (adamw: 2 learning rates, muon: 3 with its default) x 3 budgets x 3 seeds
+    assert record["compute"]["trials"] == (2 + 3) * 3 * 3 and record["regenerate"].endswith("--time tokens")
+    assert (out / "leaderboard.md").is_file() and not list(out.rglob("summary.json"))  # no run directories
+    assert regenerated_differences(out) == []
+    table = out / "tables" / "leaderboard.csv"
+    table.write_text(table.read_text().replace("muon", "nuon"))  # a published number the code no longer computes
+    assert regenerated_differences(out)[0].startswith("leaderboard.csv")

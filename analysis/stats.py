@@ -1,6 +1,6 @@
 """Ranks and their significance across independent workloads: the Friedman test (with the tie correction) and the
 Nemenyi critical difference, as in Demšar, 'Statistical Comparisons of Classifiers over Multiple Data Sets' (JMLR
-2006); bootstrap intervals; and the seeds needed to detect a difference."""
+2006); Student's t intervals over seeds; and the seeds needed to detect a difference."""
 
 from __future__ import annotations
 
@@ -9,19 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2, f, norm, rankdata, studentized_range, t
-
-
-def bootstrap_interval(values, statistic, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
-    """Percentile bootstrap interval of statistic(values) (values resampled with replacement); (nan, nan) for
-    fewer than 2 values. Quantiles without interpolation, so infinite values (diverged runs) are allowed."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2 or n_boot < 1:
-        return np.nan, np.nan
-    rng = np.random.default_rng(seed)
-    samples = np.array([statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(n_boot)])
-    tail = (1 - level) / 2
-    low, high = np.quantile(samples, [tail, 1 - tail], method="inverted_cdf")
-    return float(low), float(high)
 
 
 def t_interval(values, level: float = 0.95) -> tuple[float, float]:

@@ -147,7 +147,8 @@ def selection(trials: pd.DataFrame) -> pd.DataFrame:
     configs = config_results(trials)
     tried = configs.groupby(CELL).size().rename("configs_tried")
     best = configs.sort_values([*CELL, "score", "hparams"]).groupby(CELL).head(1).set_index(CELL)
-    defaults = compared(trials)[compared(trials).default].groupby(CELL).hparams.first().rename("default_hparams")
+    finished = compared(trials)
+    defaults = finished[finished.default].groupby(CELL).hparams.first().rename("default_hparams")
     columns = ["workload", "budget_tokens", "hparams", "search_seed", "score", "rank_score"]
     return best[columns].join(tried).join(defaults).reset_index()
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from hydra import compose, initialize_config_dir
 from suite import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
+# Fetched datasets are looked up under $OPTBENCH_DATA: tests never see (or write to) the user's own cache.
+os.environ["OPTBENCH_DATA"] = tempfile.mkdtemp(prefix="optbench-data-")
 
 # lm_tiny for 4 steps of 16 x 128 tokens, a small held-out set, a row and an eval every 2 steps.
 FAST = [

@@ -145,7 +145,7 @@ CASES = {
         fast=False,
     ),
     "batch size a word": Case("suite", ("workload.batch_size=abc",), "workload.batch_size must be an integer"),
-    "missing data.path": Case("suite", ("workload/data=shards",), "workload.data.path is not set"),
+    "no shards fetched": Case("suite", ("workload/data=shards",), "python -m workloads.lm.fetch fineweb10B"),
     "bad precision": Case("suite", ("precision=fp8",), "precision must be one of fp32, bf16"),
     "bad schedule fraction": Case("suite", ("schedule.warmup=1.5",), "warmup"),
     "seed not an integer": Case("suite", ("seed=1.5",), "seed must be a non-negative integer"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import sysconfig
 from collections.abc import Callable
@@ -150,9 +151,30 @@ def read_shard(path: str | Path) -> np.ndarray:
     return np.memmap(path, dtype="<u2", mode="r", offset=SHARD_HEADER_BYTES, shape=(n_tokens,))
 
 
+MANIFEST = "manifest.json"  # written by `python -m workloads.lm.fetch`: each shard's SHA-256, bytes and tokens
+DATA_ROOT = "OPTBENCH_DATA"  # environment variable: where fetched datasets live (default ~/.cache/optbench)
+
+
+def default_dir(dataset: str) -> Path:
+    """Where `python -m workloads.lm.fetch <dataset>` puts its shards unless given --dir."""
+    return Path(os.environ.get(DATA_ROOT) or "~/.cache/optbench").expanduser() / dataset
+
+
 def shard_fingerprint(paths: list[str]) -> str:
-    """Hash of each shard's name, size and first and last MiB: cheap on tens of GB, catches swapped data."""
+    """The SHA-256s of the fetch manifest beside the shards when it lists every one of them; otherwise a hash of
+    each shard's name, size and first and last MiB (cheap on tens of GB, catches swapped data)."""
     digest = hashlib.sha256()
+    manifests: dict[Path, dict] = {}
+    for directory in {Path(p).parent for p in paths}:
+        try:
+            manifests[directory] = json.loads((directory / MANIFEST).read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            manifests[directory] = {}
+    listed = {p: manifests[Path(p).parent].get(Path(p).name) or {} for p in paths}
+    if all(entry.get("bytes") == Path(p).stat().st_size for p, entry in listed.items()):
+        for path, entry in listed.items():
+            digest.update(f"{Path(path).name}:{entry['sha256']}\n".encode())
+        return "shards-sha256:" + digest.hexdigest()[:16]
     for path in paths:
         size = Path(path).stat().st_size
         with open(path, "rb") as f:
@@ -163,19 +185,36 @@ def shard_fingerprint(paths: list[str]) -> str:
     return "shards:" + digest.hexdigest()[:16]
 
 
-def shards(cfg: dict) -> TokenData:
-    """Token shards matched by the glob `path`; files named `*_val_*` are the held-out set (llm.c naming)."""
-    if not cfg.get("path"):
+def shard_paths(cfg: dict) -> list[str]:
+    """The shards matched by the glob `path`, or, when it is null, those fetched for `dataset` into its default
+    directory (README: GPU quick start)."""
+    if cfg.get("path"):
+        return sorted(glob.glob(str(Path(cfg["path"]).expanduser())))
+    if not cfg.get("dataset"):
         raise ValueError(
             "workload.data.path is not set: give a glob of token shards, "
             "e.g. workload.data.path='/data/fineweb10B/fineweb_*.bin'"
         )
-    paths = sorted(glob.glob(str(Path(cfg["path"]).expanduser())))
+    directory = default_dir(cfg["dataset"])
+    paths = sorted(glob.glob(str(directory / "*.bin")))
+    if not paths:
+        raise ValueError(
+            f"no {cfg['dataset']} shards in {directory}: fetch them with "
+            f"`python -m workloads.lm.fetch {cfg['dataset']} --shards N` (100M tokens each), "
+            "or set workload.data.path to a glob of token shards"
+        )
+    return paths
+
+
+def shards(cfg: dict) -> TokenData:
+    """Token shards (see `shard_paths`); files named `*_val_*` are the held-out set (llm.c naming)."""
+    paths = shard_paths(cfg)
+    where = cfg.get("path") or default_dir(cfg["dataset"])
     val_paths = [p for p in paths if "_val_" in Path(p).name]
     train_paths = [p for p in paths if p not in val_paths]
     if not train_paths or not val_paths:
         raise ValueError(
-            f"workload.data.path={cfg['path']!r} matched {len(train_paths)} train and {len(val_paths)} val shards; "
+            f"workload.data.path={where!s} matched {len(train_paths)} train and {len(val_paths)} val shards; "
             "need at least one of each (val shards have '_val_' in their name)"
         )
     train = [read_shard(p) for p in train_paths]

@@ -223,6 +223,7 @@ class Report:
             self.leaderboard(times, speedup),
             self.tuning_section(),
             self.tuning_cost_section(),
+            self.throughput_section(),
             self.speedup_section(speedup),
             self.curves_section(),
             self.profile_section(times),
@@ -413,6 +414,39 @@ class Report:
             "worst finite result."
         )
         section.figures.append(self.figure("tuning_cost", figures.tuning_cost_plot(cost, self.colours), cost))
+        return section
+
+    def throughput_section(self) -> Section:
+        section = Section("Throughput")
+        raw = self.raw.reindex(
+            columns=[*self.raw.columns.union(["status", "tokens_per_s", "mfu", "provenance.device"])]
+        )
+        rate = pd.to_numeric(raw.tokens_per_s, errors="coerce")
+        done = raw[(raw.status == "completed") & (rate > 0)].assign(tokens_per_s=rate)
+        if done.empty:
+            section.text.append("Not available: no completed trial recorded its throughput.")
+            return section
+        numbers = (
+            done.assign(
+                mfu=pd.to_numeric(done.mfu, errors="coerce"),
+                device=done["provenance.device"].astype(object).fillna("?"),
+            )
+            .groupby(["workload", "optimizer", "device"], as_index=False)
+            .agg(trials=("tokens_per_s", "size"), tokens_per_s=("tokens_per_s", "median"), mfu=("mfu", "median"))
+        )
+        self.table("throughput", numbers)
+        shown = numbers.assign(
+            tokens_per_s=numbers.tokens_per_s.map(lambda v: f"{v:,.0f}"),
+            mfu=numbers.mfu.map(lambda v: f"{v:.1%}" if np.isfinite(v) else "–"),
+        )
+        section.text.append(
+            "Median timed throughput of the completed trials per workload, optimizer and device: tokens per second "
+            "(examples per second on the image and quadratic workloads) over the timed steps, and MFU, the "
+            "counted training FLOPs per second over the device's dense bf16 peak ('–' where no peak is known, as "
+            "on CPUs). Wall-clock comparisons hold only between trials that ran alone on identical machines; a "
+            "sweep running several trials side by side slows each."
+        )
+        section.tables.append(("throughput", shown))
         return section
 
     def speedups(self):

@@ -39,6 +39,7 @@ SETTING_KEYS = (  # where and how it runs, never what: may differ between a chec
     "progress",
     "force",
     "checkpoint_every",  # a resumed run is bitwise the uninterrupted one
+    "peak_flops",  # only divides the measured FLOP/s into MFU
     "tuning",  # sweeps only
     "cluster",  # sweeps only
 )

@@ -47,6 +47,8 @@ class Outcome:
     final: dict | None = None
     best: dict | None = None
     time_to_target: dict | None = None
+    untimed_steps: int = 0  # the first step of each process (start and every resume), off the clock
+    untimed_s: float = 0.0  # their wall time: torch.compile, CUDA and cuDNN warm-up, allocator growth
 
 
 class Clock:
@@ -191,12 +193,18 @@ def train(
     bar = tqdm(total=settings.steps, initial=start, disable=not settings.progress, unit="step", mininterval=1.0)
     model.train()
     opt.train_mode()
-    clock.start()
     for step in range(start, settings.steps):
+        if step == start:  # the clock starts after this process's first step (README: Timing)
+            warmup = Clock(device)
+            warmup.start()
         lr = opt.set_lr(step)
         batch = to_device(workload.train_batch(step, settings.data_seed), device)
         loss = train_step(model, opt, workload, batch, autocast, settings.grad_clip, settings.ranks)
         done = step + 1
+        if step == start:
+            out.untimed_steps += 1
+            out.untimed_s += warmup.elapsed()
+            clock.start()
         out.steps, out.tokens = done, done * workload.tokens_per_step
         is_eval = done % settings.eval_every == 0 or done == settings.steps
         if is_eval or step == 0 or done % settings.log_every == 0:

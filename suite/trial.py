@@ -13,12 +13,13 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.parallel import DistributedDataParallel
 
 from optimizers import get_spec, schedules
 from optimizers.hparams import hyperparameters, validate, validate_search_space
 from optimizers.spec import BuildContext, OptimizerSpec
-from suite import checkpoint, declared_hyperparameters, distributed, rng
+from suite import checkpoint, declared_hyperparameters, distributed, rng, throughput
 from suite.checkpoint import Preemption
 from suite.layout import (
     CHECKPOINT,
@@ -32,12 +33,12 @@ from suite.layout import (
     run_dir,
     unclassified,
 )
-from suite.provenance import provenance
+from suite.provenance import device_name, provenance
 from suite.records import MetricsLog, atomic_write_json, atomic_write_text, read_json
 from suite.trainer import Optimization, Outcome, TrainSettings, train
 from workloads import Workload, build_workload
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the autocast dtype; `precision=auto` picks one per device
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Plan:
     device: torch.device
     directory: Path
     ranks: distributed.Ranks
+    precision: str  # fp32 or bf16, `precision=auto` resolved
+    compiled: bool  # `compile=auto` resolved
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,11 +80,15 @@ def check_settings(cfg: dict) -> None:
     for key in ("seed", "data_seed", "checkpoint_every"):
         if not integer(cfg[key]) or cfg[key] < 0:
             raise ValueError(f"{key} must be a non-negative integer, got {cfg[key]!r}")
-    for key in ("compile", "progress", "force"):
+    for key in ("progress", "force"):
         if not isinstance(cfg[key], bool):
             raise ValueError(f"{key} must be true or false, got {cfg[key]!r}")
-    if cfg["precision"] not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+    if not isinstance(cfg["compile"], bool) and cfg["compile"] != "auto":
+        raise ValueError(f"compile must be auto, true or false, got {cfg['compile']!r}")
+    if cfg["precision"] not in ("auto", *PRECISIONS):
+        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+    if cfg["peak_flops"] is not None and (not number(cfg["peak_flops"]) or cfg["peak_flops"] <= 0):
+        raise ValueError(f"peak_flops must be a positive number of FLOP/s or null, got {cfg['peak_flops']!r}")
     if not number(cfg["grad_clip"]) or cfg["grad_clip"] < 0:
         raise ValueError(f"grad_clip must be a number >= 0 (0 turns clipping off), got {cfg['grad_clip']!r}")
     if not number(cfg["divergence_factor"]) or cfg["divergence_factor"] <= 1:
@@ -119,7 +126,10 @@ def prepare(cfg: dict) -> Plan:
         )
     if ranks.active and device.type == "cuda":
         device = torch.device("cuda", ranks.local)
-    return Plan(cfg, spec, workload, device, run_dir(cfg), ranks)
+    cuda = device.type == "cuda"
+    precision = (workload.cuda_precision if cuda else "fp32") if cfg["precision"] == "auto" else cfg["precision"]
+    compiled = cuda if cfg["compile"] == "auto" else cfg["compile"]
+    return Plan(cfg, spec, workload, device, run_dir(cfg), ranks, precision, compiled)
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -127,6 +137,23 @@ def peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def attention_kernel(plan: Plan) -> str | None:
+    """On CUDA, for a model with attention: whether scaled_dot_product_attention takes the flash kernel at the
+    trial's precision and head size ('flash'), or falls back ('fallback: <reason>'); None elsewhere."""
+    head_dim = plan.workload.facts().get("head_dim")
+    if plan.device.type != "cuda" or head_dim is None:
+        return None
+    dtype = PRECISIONS[plan.precision] or torch.float32
+    q = torch.randn(1, 1, 128, head_dim, device=plan.device, dtype=dtype)
+    try:
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+    except RuntimeError as e:
+        print(f"warning: attention will not use the flash kernel here ({e})", file=sys.stderr)
+        return f"fallback: {str(e).splitlines()[0]}"
+    return "flash"
 
 
 def now() -> str:
@@ -172,11 +199,18 @@ def start_summary(plan: Plan) -> dict:
         "metric": {"name": workload.primary_metric.name, "lower_is_better": workload.primary_metric.lower_is_better},
         "budget": {"steps": workload.steps, "tokens": workload.steps * workload.tokens_per_step},
         **facts,
+        "precision_used": plan.precision,
+        "compiled": plan.compiled,
+        "attention_kernel": attention_kernel(plan),
+        "peak_flops": throughput.peak_flops(device_name(plan.device), plan.device.type, cfg["peak_flops"]),
         "target": workload.target,
         "steps": 0,
         "tokens": 0,
         "train_time_s": 0.0,
         "tokens_per_s": None,
+        "mfu": None,
+        "untimed_steps": 0,
+        "untimed_s": 0.0,
         "final": None,
         "best": None,
         "time_to_target": None,
@@ -224,9 +258,11 @@ def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preempti
         checkpoint_every=cfg["checkpoint_every"],
         ranks=plan.ranks,
     )
-    dtype = PRECISIONS[cfg["precision"]]
+    dtype = PRECISIONS[plan.precision]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-    trained = torch.compile(model) if cfg["compile"] else model
+    if device.type == "cuda":  # TF32 tensor cores for the fp32 matmuls and convolutions left outside autocast
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    trained = torch.compile(model) if plan.compiled else model
     if plan.ranks.active:
         trained = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
     log = MetricsLog(plan.directory / METRICS if plan.ranks.main else None, resume["metrics"] if resume else [])
@@ -251,9 +287,15 @@ def finish(plan: Plan, summary: dict, outcome: Outcome | None, error: str | None
             steps=outcome.steps,
             tokens=outcome.tokens,
             train_time_s=outcome.train_time_s,
-            tokens_per_s=outcome.tokens / outcome.train_time_s if outcome.train_time_s > 0 else None,
+            untimed_steps=outcome.untimed_steps,
+            untimed_s=outcome.untimed_s,
             time_to_target=outcome.time_to_target,
         )
+        workload, timed_steps = plan.workload, outcome.steps - outcome.untimed_steps
+        seconds = outcome.train_time_s
+        summary["tokens_per_s"] = timed_steps * workload.tokens_per_step / seconds if seconds > 0 else None
+        examples = timed_steps * workload.examples_per_step
+        summary["mfu"] = throughput.mfu(summary["flops_per_example"], examples, seconds, summary["peak_flops"])
     if write:
         atomic_write_json(plan.directory / SUMMARY, summary)
     return summary

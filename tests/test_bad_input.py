@@ -146,7 +146,7 @@ CASES = {
     ),
     "batch size a word": Case("suite", ("workload.batch_size=abc",), "workload.batch_size must be an integer"),
     "no shards fetched": Case("suite", ("workload/data=shards",), "python -m workloads.lm.fetch fineweb10B"),
-    "bad precision": Case("suite", ("precision=fp8",), "precision must be one of fp32, bf16"),
+    "bad precision": Case("suite", ("precision=fp8",), "precision must be one of auto, fp32, bf16"),
     "bad schedule fraction": Case("suite", ("schedule.warmup=1.5",), "warmup"),
     "seed not an integer": Case("suite", ("seed=1.5",), "seed must be a non-negative integer"),
     "zero eval interval": Case("suite", ("eval_every=0",), "eval_every must be a positive integer"),

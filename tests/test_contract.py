@@ -50,6 +50,7 @@ CHANGES = {
     "progress": "progress=false",
     "force": "force=true",
     "checkpoint_every": "checkpoint_every=5",
+    "peak_flops": "peak_flops=1e15",
     "tuning": "tuning=grid",
     "cluster": "cluster=slurm",
 }

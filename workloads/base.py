@@ -51,9 +51,14 @@ Batch = torch.Tensor | tuple[torch.Tensor, ...]  # token windows, or (inputs, la
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    return tuple(t.to(device, non_blocking=True) for t in batch)
+    """The batch on `device`; to a GPU through pinned host memory, so the copy runs without a host sync."""
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        if device.type == "cuda" and t.device.type == "cpu":
+            t = t.pin_memory()
+        return t.to(device, non_blocking=True)
+
+    return move(batch) if isinstance(batch, torch.Tensor) else tuple(move(t) for t in batch)
 
 
 class Workload(ABC):
@@ -66,6 +71,7 @@ class Workload(ABC):
     micro_batches: int  # gradient-accumulation chunks per step
     primary_metric: Metric
     target: float | None
+    cuda_precision: str = "fp32"  # what precision=auto means on CUDA (the LM and ViT families: bf16)
     bn_recompute_batches: int = 0  # batch-norm models: train batches to recompute statistics on for other weights
 
     @abstractmethod

@@ -36,6 +36,7 @@ def token_budget(cfg: dict, non_embedding_params: int) -> int:
 
 class LanguageModel(Workload):
     primary_metric = Metric("loss", lower_is_better=True)
+    cuda_precision = "bf16"  # as nanoGPT, modded-nanogpt and torchtitan train
 
     def __init__(self, cfg: dict):
         self.name = cfg["name"]
@@ -117,6 +118,7 @@ class LanguageModel(Workload):
             "vocab_size": self.shape.vocab_size,
             "d_model": self.shape.d_model,
             "n_head": self.shape.n_head,
+            "head_dim": self.shape.d_model // self.shape.n_head,
             "eval_tokens": int(self._eval_windows[:, 1:].numel()),
             "data_fingerprint": self.data.fingerprint,
             "irreducible_loss": self.data.irreducible_loss,

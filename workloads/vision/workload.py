@@ -48,6 +48,7 @@ class ImageClassification(Workload):
             )
         if cfg["model"]["arch"] not in MODELS:
             raise ValueError(f"unknown model arch {cfg['model']['arch']!r}; valid: {', '.join(MODELS)}")
+        self.cuda_precision = "bf16" if cfg["model"]["arch"] == "vit" else "fp32"  # ViTs train in bf16 (timm)
         self.images: Images = load_images(cfg["data"])
         n_train = len(self.images.train_x)
         self.examples_per_step = self.tokens_per_step = batch
@@ -143,4 +144,6 @@ class ImageClassification(Workload):
                 "classes": self.images.classes,
                 "data_fingerprint": self.images.fingerprint,
             }
+            if self.cfg["model"]["arch"] == "vit":
+                self._facts["head_dim"] = self.cfg["model"]["dim"] // self.cfg["model"]["heads"]
         return self._facts

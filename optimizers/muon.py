@@ -5,16 +5,18 @@ output head, norms and biases, as the reference assigns them ("hidden weight lay
 The step is written from the algorithm (as torch.optim.Muon and the reference muon.py compute it: Nesterov
 momentum, the quintic iteration with coefficients (3.4445, -4.7750, 2.0315) for `ns_steps` steps, the
 `adjust_lr_fn` scaling, decoupled weight decay); the iteration is optimizers/newton_schulz.py's (bf16 on CUDA,
-fp32 on CPUs; tests/test_optimizers.py checks bf16 against torch.optim.Muon bit for bit). Conv kernels
+fp32 on CPUs; tests/test_optimizers.py checks bf16 against torch.optim.Muon bit for bit), split over the ranks of
+a data-parallel trial as the reference's distributed Muon splits it (`across_ranks`). Conv kernels
 (out, in, kh, kw) are orthogonalised as their (out, in*kh*kw) views, the reference's flattening."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from optimizers.newton_schulz import orthogonalise, precision
+from optimizers.newton_schulz import across_ranks, orthogonalise, precision
 from optimizers.spec import ChainedOptimizer, OptimizerSpec, on_cuda, split_by_roles
 from workloads.base import ParamRole
 
@@ -54,20 +56,23 @@ class Muon(torch.optim.Optimizer):
     def step(self, closure=None):
         for group in self.param_groups:
             lr, momentum = group["lr"], group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            updates = []
+            for p in params:
                 grad = p.grad.view(len(p), -1)
                 state = self.state[p]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = torch.zeros_like(grad)
                 buf = state["momentum_buffer"]
                 buf.lerp_(grad, 1 - momentum)
-                update = grad.lerp(buf, momentum) if group["nesterov"] else buf
-                ortho = orthogonalise(update, group["ns_steps"], self.ns_dtype or precision(p), group["eps"])
-                scale = LR_SCALES[group["adjust_lr_fn"]](*grad.shape)
+                updates.append(grad.lerp(buf, momentum) if group["nesterov"] else buf)
+            dtype = self.ns_dtype or (precision(params[0]) if params else torch.float32)
+            ortho = functools.partial(orthogonalise, steps=group["ns_steps"], dtype=dtype, eps=group["eps"])
+            orthos = across_ranks(updates, ortho)
+            for p, update in zip(params, orthos, strict=True):
+                scale = LR_SCALES[group["adjust_lr_fn"]](*update.shape)
                 p.mul_(1 - lr * group["weight_decay"])
-                p.add_(ortho.view_as(p), alpha=-lr * scale)
+                p.add_(update.view_as(p), alpha=-lr * scale)
 
 
 def build(params, roles, hp, ctx) -> ChainedOptimizer:

@@ -21,11 +21,12 @@ initialisation."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from optimizers.newton_schulz import orthogonalise, precision
+from optimizers.newton_schulz import across_ranks, orthogonalise, precision
 from optimizers.spec import OptimizerSpec
 from workloads.base import ParamRole
 
@@ -86,15 +87,16 @@ class Scion(torch.optim.Optimizer):
     def step(self, closure=None):
         for group in self.param_groups:
             lr, lmo = group["lr"], LMOS[group["lmo"]]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
                 state = self.state[p]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = p.grad.clone()
-                d = state["momentum_buffer"]
-                d.lerp_(p.grad, group["momentum"])
-                update = lmo(d, group["ns_steps"], self.ns_dtype or precision(p))
+                state["momentum_buffer"].lerp_(p.grad, group["momentum"])
+            dtype = self.ns_dtype or (precision(params[0]) if params else torch.float32)
+            buffers = [self.state[p]["momentum_buffer"] for p in params]
+            updates = across_ranks(buffers, functools.partial(lmo, steps=group["ns_steps"], dtype=dtype))
+            for p, update in zip(params, updates, strict=True):
                 if group["constrained"]:
                     p.mul_(1 - lr)
                 p.add_(update, alpha=-lr * group["scale"])

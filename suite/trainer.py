@@ -235,7 +235,11 @@ def train(
             rows.append(row)
             bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{out.tokens / max(out.train_time_s, 1e-9):,.0f}")
             bar.update(done - bar.n)
-        preempted = distributed.any_rank(preemption is not None and preemption.requested, settings.ranks, device)
+        # Under DDP the ranks agree on a preemption at logged steps only: no host sync in the other steps' path.
+        agree = not settings.ranks.active or done % settings.log_every == 0
+        preempted = agree and distributed.any_rank(
+            preemption is not None and preemption.requested, settings.ranks, device
+        )
         periodic = settings.checkpoint_every > 0 and done % settings.checkpoint_every == 0
         if save_checkpoint and done < settings.steps and (periodic or preempted):
             clock.pause()

@@ -27,6 +27,7 @@ def check_group_choices(argv: list[str]) -> str | None:
 
 
 NULLABLE = ("tuning.max_trials",)  # settings whose null means "none" (no cap), whatever their default
+AUTOMATIC = ("workload.micro_batch_size",)  # settings that take `auto` whatever their default
 
 
 def check_overrides(argv: list[str]) -> str | None:
@@ -73,7 +74,7 @@ def check_overrides(argv: list[str]) -> str | None:
             return f"unknown key {name!r}; {where} {', '.join(sorted(node.keys()))}"
         if name.startswith("optimizer.") or override.is_sweep_override() or isinstance(default, str):
             continue  # (a word's default, like `auto`, may give way to a number)
-        if name in NULLABLE and override.value() is None:
+        if (name in NULLABLE and override.value() is None) or (name in AUTOMATIC and override.value() == "auto"):
             continue
         default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
         if type(default) is int and type(override.value()) is float:

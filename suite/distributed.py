@@ -69,3 +69,12 @@ def any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:
     t = torch.tensor([int(flag)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def smallest(value: int, ranks: Ranks, device: torch.device) -> int:
+    """The minimum of an integer over the ranks (the value itself without DDP)."""
+    if not ranks.active:
+        return value
+    t = torch.tensor([value], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import resource
 import sys
@@ -19,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from optimizers import get_spec, schedules
 from optimizers.hparams import hyperparameters, validate, validate_search_space
 from optimizers.spec import BuildContext, OptimizerSpec
-from suite import checkpoint, declared_hyperparameters, distributed, rng, throughput
+from suite import checkpoint, declared_hyperparameters, distributed, micro_batch, rng, throughput
 from suite.checkpoint import Preemption
 from suite.layout import (
     CHECKPOINT,
@@ -35,8 +36,9 @@ from suite.layout import (
 )
 from suite.provenance import device_name, provenance
 from suite.records import MetricsLog, atomic_write_json, atomic_write_text, read_json
-from suite.trainer import Optimization, Outcome, TrainSettings, train
+from suite.trainer import Optimization, Outcome, TrainSettings, train, train_step
 from workloads import Workload, build_workload
+from workloads.base import to_device
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the autocast dtype; `precision=auto` picks one per device
 
@@ -119,17 +121,57 @@ def prepare(cfg: dict) -> Plan:
     device = resolve_device(cfg["device"])
     workload = build_workload(cfg["workload"])
     ranks = distributed.init(device.type)
-    if workload.micro_batches % ranks.world:
+    if workload.micro_batch_size is not None and workload.micro_batches % ranks.world:
         raise ValueError(
             f"{ranks.world} data-parallel ranks cannot share {workload.micro_batches} micro-batches per step equally; "
             "make batch_size / micro_batch_size a multiple of the number of ranks"
         )
+    if workload.micro_batch_size is None and workload.examples_per_step % ranks.world:
+        raise ValueError(f"{ranks.world} data-parallel ranks cannot share a batch of {workload.examples_per_step}")
     if ranks.active and device.type == "cuda":
         device = torch.device("cuda", ranks.local)
     cuda = device.type == "cuda"
     precision = (workload.cuda_precision if cuda else "fp32") if cfg["precision"] == "auto" else cfg["precision"]
     compiled = cuda if cfg["compile"] == "auto" else cfg["compile"]
     return Plan(cfg, spec, workload, device, run_dir(cfg), ranks, precision, compiled)
+
+
+def step_fits(plan: Plan, micro: int) -> bool:
+    """Whether one training step with micro-batches of `micro` examples runs without exhausting GPU memory (a
+    fresh model and optimizer, thrown away after: the trial itself starts from its seeds as if never probed)."""
+    cfg, workload, device = plan.cfg, plan.workload, plan.device
+    workload.set_micro_batch_size(micro)
+    dtype = PRECISIONS[plan.precision]
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+    model = opt = None
+    try:
+        model = workload.build_model(cfg["seed"]).to(device)
+        opt = build_optimization(plan.spec, cfg, model, workload)
+        batch = to_device(workload.train_batch(0, cfg["data_seed"]), device)
+        train_step(model, opt, workload, batch, autocast, cfg["grad_clip"])
+        return True
+    except torch.OutOfMemoryError:
+        return False
+    finally:
+        del model, opt
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+
+
+def choose_micro_batch(plan: Plan) -> list[dict] | None:
+    """Resolve `workload.micro_batch_size: auto` (suite/micro_batch.py): on CUDA by probing, the same size on
+    every rank; elsewhere each rank's whole share of the batch. Returns the probes made (None: nothing to do)."""
+    workload, ranks = plan.workload, plan.ranks
+    if workload.micro_batch_size is not None:
+        return None
+    if plan.device.type != "cuda":
+        workload.set_micro_batch_size(workload.examples_per_step // ranks.world)
+        return []
+    micro, probes = micro_batch.choose(workload.examples_per_step, ranks.world, functools.partial(step_fits, plan))
+    workload.set_micro_batch_size(distributed.smallest(micro, ranks, plan.device))
+    return probes
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -387,10 +429,12 @@ def run(cfg) -> int:
             print(f"force=true: the old record moved to {set_aside(plan.directory)}")
         if plan.ranks.main:
             check_writable(plan.directory)
+        probes = choose_micro_batch(plan)
     except (ValueError, OSError, TypeError) as e:  # (TypeError: a value of a type no check foresaw)
         print(f"error: {e}", file=sys.stderr)
         return 2
     summary = start_summary(plan)
+    summary.update(micro_batch_size=plan.workload.micro_batch_size, micro_batch_probes=probes)
     if resume:
         summary["resumed_from_steps"] = [*((previous or {}).get("resumed_from_steps") or []), resume["step"]]
         print(f"resuming {plan.directory} from its checkpoint at step {resume['step']}")

@@ -69,6 +69,7 @@ class Workload(ABC):
     examples_per_step: int  # sequences (or images) per optimizer step
     tokens_per_step: int  # tokens per optimizer step (examples for non-sequence workloads)
     micro_batches: int  # gradient-accumulation chunks per step
+    micro_batch_size: int | None = None  # examples per chunk; None until chosen (`micro_batch_size: auto`)
     primary_metric: Metric
     target: float | None
     cuda_precision: str = "fp32"  # what precision=auto means on CUDA (the LM and ViT families: bf16)
@@ -101,6 +102,21 @@ class Workload(ABC):
     @abstractmethod
     def facts(self) -> dict:
         """Facts for the record: FLOPs per token, parameter counts, data fingerprint, irreducible loss..."""
+
+    def set_micro_batch_size(self, micro) -> None:
+        """Examples per forward/backward: a positive integer dividing the batch, or 'auto' (left to the trial,
+        which probes the largest that fits on a GPU: suite/micro_batch.py)."""
+        if micro == "auto":
+            self.micro_batch_size, self.micro_batches = None, 0
+            return
+        if isinstance(micro, bool) or not isinstance(micro, int) or micro <= 0:
+            raise ValueError(f"workload.micro_batch_size must be a positive integer or auto, got {micro!r}")
+        if self.examples_per_step % micro:
+            raise ValueError(
+                f"workload.batch_size={self.examples_per_step} is not a multiple of workload.micro_batch_size="
+                f"{micro}: a step must split into whole micro-batches"
+            )
+        self.micro_batch_size, self.micro_batches = micro, self.examples_per_step // micro
 
     def micro_batch_split(self, batch: Batch, parts: int) -> Iterator[Batch]:
         """Split a batch into `parts` equal chunks: gradient-accumulation micro-batches, or data-parallel shards."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 
@@ -98,9 +99,12 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, shape: LMShape):
+    def __init__(self, shape: LMShape, checkpoint_blocks: bool = False):
+        """`checkpoint_blocks`: keep only each block's input in training and recompute its activations in the
+        backward pass (activation checkpointing: less memory for about one more forward pass)."""
         super().__init__()
         self.shape = shape
+        self.checkpoint_blocks = checkpoint_blocks
         self.embed = nn.Embedding(shape.vocab_size, shape.d_model)
         self.blocks = nn.ModuleList(Block(shape) for _ in range(shape.n_layer))
         self.norm = nn.RMSNorm(shape.d_model)
@@ -122,6 +126,10 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (B, T) token ids -> logits (B, T, vocab)."""
         x = self.embed(idx)
+        recompute = self.checkpoint_blocks and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, self.cos, self.sin)
+            if recompute:
+                x = torch.utils.checkpoint.checkpoint(block, x, self.cos, self.sin, use_reentrant=False)
+            else:
+                x = block(x, self.cos, self.sin)
         return self.lm_head(self.norm(x))

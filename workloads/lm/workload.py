@@ -41,20 +41,20 @@ class LanguageModel(Workload):
     def __init__(self, cfg: dict):
         self.name = cfg["name"]
         self.target = cfg.get("target")
-        check_positive(cfg, "batch_size", "micro_batch_size", "seq_len", "d_model", "n_head", "n_layer", integer=True)
-        batch, micro, seq = cfg["batch_size"], cfg["micro_batch_size"], cfg["seq_len"]
-        if batch % micro:
+        check_positive(cfg, "batch_size", "seq_len", "d_model", "n_head", "n_layer", integer=True)
+        batch, seq = cfg["batch_size"], cfg["seq_len"]
+        self.examples_per_step = batch
+        self.set_micro_batch_size(cfg["micro_batch_size"])
+        if not isinstance(cfg["activation_checkpointing"], bool):
             raise ValueError(
-                f"workload.batch_size={batch} is not a multiple of workload.micro_batch_size={micro}: "
-                "a step must split into whole micro-batches"
+                f"workload.activation_checkpointing must be true or false, got {cfg['activation_checkpointing']!r}"
             )
+        self.activation_checkpointing = cfg["activation_checkpointing"]
         if cfg["d_model"] % cfg["n_head"] or (cfg["d_model"] // cfg["n_head"]) % 2:
             raise ValueError(f"workload.d_model={cfg['d_model']} must split into {cfg['n_head']} heads of even size")
         self.data: TokenData = load_tokens(cfg["data"])
         self.shape = lm_shape(cfg, self.data.vocab_size)
         self.tokens_per_step = batch * seq
-        self.examples_per_step = batch
-        self.micro_batches = batch // micro
         self.token_budget = token_budget(cfg, self.shape.non_embedding_params)
         self.steps = self.token_budget // self.tokens_per_step
         if self.steps < 1:
@@ -72,11 +72,10 @@ class LanguageModel(Workload):
         self._eval_windows = torch.from_numpy(
             np.stack([self.data.val[s : s + window] for s in starts]).astype(np.int64)
         )
-        self._eval_batch = micro
 
     def build_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
-        return Transformer(self.shape)
+        return Transformer(self.shape, checkpoint_blocks=self.activation_checkpointing)
 
     def param_roles(self, model: nn.Module) -> dict[str, ParamRole]:
         return roles_by_module(model, embeddings=(model.embed,), heads=(model.lm_head,))
@@ -92,7 +91,7 @@ class LanguageModel(Workload):
         return torch.from_numpy(np.stack(rows).astype(np.int64))
 
     def eval_batches(self):
-        return self._eval_windows.split(self._eval_batch)
+        return self._eval_windows.split(self.micro_batch_size or self.examples_per_step)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         logits = model(batch[:, :-1])

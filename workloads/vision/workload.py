@@ -39,20 +39,16 @@ class ImageClassification(Workload):
         self.name = cfg["name"]
         self.target = cfg.get("target")
         self.cfg = cfg
-        check_positive(cfg, "batch_size", "micro_batch_size", integer=True)
+        check_positive(cfg, "batch_size", integer=True)
         check_positive(cfg, "epochs", "tokens", optional=True)
-        batch, micro = cfg["batch_size"], cfg["micro_batch_size"]
-        if batch % micro:
-            raise ValueError(
-                f"workload.batch_size={batch} must be a positive multiple of workload.micro_batch_size={micro}"
-            )
+        batch = cfg["batch_size"]
+        self.examples_per_step = self.tokens_per_step = batch
+        self.set_micro_batch_size(cfg["micro_batch_size"])
         if cfg["model"]["arch"] not in MODELS:
             raise ValueError(f"unknown model arch {cfg['model']['arch']!r}; valid: {', '.join(MODELS)}")
         self.cuda_precision = "bf16" if cfg["model"]["arch"] == "vit" else "fp32"  # ViTs train in bf16 (timm)
         self.images: Images = load_images(cfg["data"])
         n_train = len(self.images.train_x)
-        self.examples_per_step = self.tokens_per_step = batch
-        self.micro_batches = batch // micro
         budget = cfg.get("tokens") or cfg["epochs"] * n_train  # examples: explicit, or epochs over the train set
         self.steps = max(1, math.ceil(budget / batch))
         self.label_smoothing = cfg["label_smoothing"]

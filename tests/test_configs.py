@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from optimizers import get_spec, schedules
@@ -38,3 +39,15 @@ def test_every_option_composes_and_validates(group, option):
         assert cfg["workload"]["name"] == option
     if group == "workload/data":
         assert cfg["workload"]["data"]["source"] == option
+
+
+@pytest.mark.parametrize("preset", [o for o in options("cluster") if o.startswith("slurm_") and o != "slurm_test"])
+def test_each_gpu_scale_preset_sets_its_own_limits_with_one_rank_per_gpu(preset):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"cluster={preset}"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    written = OmegaConf.load(CONF_DIR / "cluster" / f"{preset}.yaml").hydra.launcher
+    assert {key: launcher[key] for key in written} == dict(written)  # the preset's values win over slurm.yaml's
+    assert launcher.tasks_per_node == launcher.gpus_per_node >= 1
+    assert launcher.max_num_timeout > 0 and launcher.signal_delay_s > 0  # a trial past its limit is requeued
+    assert "Sized from" in (CONF_DIR / "cluster" / f"{preset}.yaml").read_text()

@@ -8,8 +8,9 @@ what decides wall-clock comparisons: the workload's forward and backward on a re
 (suite.trainer.train_step). Each is the mean over `--steps` steps after two warm-up steps (SOAP's and Kron's
 first steps build their preconditioners): a mean, not a median, so that periodic work counts at its real share
 (SOAP refreshes its eigenbases every `precondition_frequency` = 10 steps, the default `--steps`; Kron updates
-its preconditioner with probability 1 for its schedule's first 500 steps, every step of the CPU budgets here). State memory is the size of every
-tensor in the optimizer's state_dict, plus the averaged weights for optimizers evaluated on an average (DoG).
+its preconditioner with probability 1 for its schedule's first 500 steps, every step of the CPU budgets here).
+State memory is the size of every tensor in the optimizer's state_dict, plus the averaged weights for optimizers
+evaluated on an average (DoG).
 AdamW is measured first (the reference) and again last, to show any drift of the machine's speed.
 """
 

@@ -78,7 +78,8 @@ def regenerated_differences(out: Path) -> list[str]:
         copy.mkdir()
         shutil.copy2(out / TRIALS, copy / TRIALS)
         shutil.copytree(companion_paths(out / TRIALS)[0], companion_paths(copy / TRIALS)[0])
-        args = [a.replace(str(out), str(copy)) for a in command[3:]]  # after `python -m analysis`
+        recorded = command[command.index("--out") + 1]  # (as published: relative to the repository's root)
+        args = [a.replace(recorded, str(copy)) for a in command[3:]]  # after `python -m analysis`
         if main(args) != 0:
             return ["the report could not be regenerated"]
         differences = []

@@ -58,6 +58,7 @@ class Quadratic(Workload):
             raise ValueError(f"quadratic: eigenvalues must be positive and ranges ordered, got {ranges}")
         self.noise, self.init_scale = cfg["noise"], cfg["init_scale"]
         self.examples_per_step, self.tokens_per_step, self.micro_batches = batch, batch, 1
+        self.micro_batch_size = batch  # (the whole batch in one pass: it is cheap)
         self.steps = max(1, cfg["tokens"] // batch) if cfg.get("tokens") else cfg["steps"]
         rng = np.random.default_rng(cfg["problem_seed"])
         rotation, _ = np.linalg.qr(rng.standard_normal((self.dim, self.dim)))

@@ -65,6 +65,7 @@ def test_shards_split_val_by_name_and_batches_come_from_train(tmp_path):
         "seq_len": 32,
         "batch_size": 64,
         "micro_batch_size": 64,
+        "activation_checkpointing": False,
         "chinchilla": None,
         "tokens": 64 * 32 * 3,
         "eval_tokens": 320,

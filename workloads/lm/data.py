@@ -160,16 +160,20 @@ def default_dir(dataset: str) -> Path:
     return Path(os.environ.get(DATA_ROOT) or "~/.cache/optbench").expanduser() / dataset
 
 
+def read_manifest(directory: Path) -> dict:
+    """The fetch manifest in `directory` ({} when there is none or it cannot be read)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def shard_fingerprint(paths: list[str]) -> str:
     """The SHA-256s of the fetch manifest beside the shards when it lists every one of them; otherwise a hash of
     each shard's name, size and first and last MiB (cheap on tens of GB, catches swapped data)."""
     digest = hashlib.sha256()
-    manifests: dict[Path, dict] = {}
-    for directory in {Path(p).parent for p in paths}:
-        try:
-            manifests[directory] = json.loads((directory / MANIFEST).read_text())["files"]
-        except (OSError, ValueError, KeyError, TypeError):
-            manifests[directory] = {}
+    manifests = {directory: read_manifest(directory).get("files", {}) for directory in {Path(p).parent for p in paths}}
     listed = {p: manifests[Path(p).parent].get(Path(p).name) or {} for p in paths}
     if all(entry.get("bytes") == Path(p).stat().st_size for p, entry in listed.items()):
         for path, entry in listed.items():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
-import json
 import re
 import sys
 import urllib.error
@@ -22,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from suite.records import atomic_write_json
-from workloads.lm.data import MANIFEST, default_dir, read_shard
+from workloads.lm.data import MANIFEST, default_dir, read_manifest, read_shard
 
 
 @dataclass(frozen=True)
@@ -125,13 +124,6 @@ def sha256_of(path: Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def read_manifest(directory: Path) -> dict:
-    try:
-        return json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def fetch_file(name: str, base_url: str, directory: Path, manifest: dict) -> None:

@@ -1,5 +1,5 @@
 """`python -m analysis <command>`: collect run records, data-equivalent speedups, performance profiles,
-representative subsets, and the leaderboard report."""
+representative subsets, the leaderboard report, and final losses predicted from a curve's prefix."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import yaml
 
 from analysis.collect import collect, companion_paths
 from analysis.fairness import fairness_table, verdict
+from analysis.figures import prediction_plot, save
+from analysis.predict import error_summary, predictions
 from analysis.profile import median_times, performance_ratios, profile, score_cap, scores, study_times
+from analysis.protocols import comparison, study_table
 from analysis.publish import TRIALS, publish
 from analysis.report import report
 from analysis.speedup import REQUIRED as SPEEDUP_COLUMNS
@@ -111,6 +114,7 @@ def cmd_subset(args) -> None:
 
 def cmd_report(args) -> None:
     source, out = Path(args.source), Path(args.out)
+    studies = study_table(source) if source.is_dir() else None
     if source.is_dir():
         trials_path = out / "trials.parquet"
         trials, problems, _ = collect([source], trials_path)
@@ -123,7 +127,14 @@ def cmd_report(args) -> None:
     if trials.empty:
         raise ValueError(f"{source}: no trials to report on")
     sections, (index, board) = report(
-        trials, curves, out, str(source), baseline=args.baseline, time=args.time, rank_by=parse_rank_by(args.rank_by)
+        trials,
+        curves,
+        out,
+        str(source),
+        baseline=args.baseline,
+        time=args.time,
+        rank_by=parse_rank_by(args.rank_by),
+        studies=studies,
     )
     print(sections[0].tables[0][1].to_string(index=False))
     print(f"-> {index}, {board}, {out / 'figures'}/, {out / 'tables'}/")
@@ -147,6 +158,36 @@ def cmd_fairness(args) -> None:
     print(table[shown].to_string(index=False))
     print("\n".join(["", *verdict(table)]))
     print(f"-> {write_csv(table, args.out)}")
+
+
+def cmd_protocols(args) -> None:
+    root = Path(args.results)
+    if not root.is_dir():
+        raise ValueError(f"no such results directory: {root}")
+    studies = study_table(root)
+    if studies.empty:
+        raise ValueError(f"{root}: no finished study.json (run `python -m suite.sweep` first)")
+    numbers = comparison(studies)
+    print(numbers.to_string(index=False))
+    print(f"-> {write_csv(numbers, args.out)}")
+
+
+def cmd_predict(args) -> None:
+    table, skipped = predictions([Path(p) for p in args.runs], args.at)
+    for directory, reason in skipped:
+        print(f"skipped: {directory}: {reason}")
+    if table.empty:
+        raise ValueError("no completed run with enough evaluations to predict from")
+    shown = table[["workload", "optimizer", "seed", "points", "predicted", "low", "high", "actual", "relative_error"]]
+    print(shown.to_string(index=False, max_rows=40))
+    summary = error_summary(table)
+    print(f"\nfinal held-out loss predicted from the first {args.at:.0%} of each curve:")
+    print(summary.to_string(index=False))
+    out = Path(args.out)
+    write_csv(table, out)
+    figure = out.with_suffix(".png")
+    save(prediction_plot(table, args.at), figure)
+    print(f"-> {out}, {figure}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results", help="a results directory holding study directories")
     p.add_argument("--out", default="fairness.csv")
     p.set_defaults(run=cmd_fairness)
+    p = sub.add_parser("protocols", help="tuning protocols compared: steps spent and best metric over search seeds")
+    p.add_argument("results", help="a results directory holding study directories")
+    p.add_argument("--out", default="protocols.csv")
+    p.set_defaults(run=cmd_protocols)
+    p = sub.add_parser("predict", help="final loss predicted from a curve's prefix (scaling law with annealing)")
+    p.add_argument("runs", nargs="+", help="run directories, or directories searched for them")
+    p.add_argument("--at", type=float, default=0.25, help="the fraction of the budget the prediction sees")
+    p.add_argument("--out", default="predict.csv", help="the table; the figure goes beside it as .png")
+    p.set_defaults(run=cmd_predict)
     args = parser.parse_args(argv)
     pd.set_option("display.width", 160)
     try:

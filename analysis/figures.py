@@ -184,6 +184,43 @@ def tuning_cost_plot(cost: pd.DataFrame, styles: dict) -> plt.Figure:
     return fig
 
 
+def protocols_plot(numbers: pd.DataFrame) -> plt.Figure:
+    """Best final metric against training steps spent, one point per protocol with both intervals (columns
+    workload, optimizer, protocol, steps[_low, _high], best[_low, _high], metric); one panel per workload."""
+    workloads = sorted(numbers.workload.unique())
+    fig, axes = new_figure(4.6 * len(workloads), 3.8, ncols=len(workloads))
+    for ax, workload in zip(axes[0], workloads, strict=True):
+        group = numbers[numbers.workload == workload]
+        for row in group.itertuples():
+            xerr = [[row.steps - row.steps_low], [row.steps_high - row.steps]] if np.isfinite(row.steps_low) else None
+            yerr = [[row.best - row.best_low], [row.best_high - row.best]] if np.isfinite(row.best_low) else None
+            ax.errorbar(
+                row.steps, row.best, xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=f"{row.optimizer} {row.protocol}"
+            )
+        ax.set(xlabel="training steps spent by the search", ylabel=f"best {group.metric.iloc[0]}", title=workload)
+    legend_outside(fig, axes[0, -1])
+    return fig
+
+
+def prediction_plot(table: pd.DataFrame, at: float) -> plt.Figure:
+    """Predicted against actual final loss (columns workload, predicted, low, high, actual), one panel per
+    workload, with each prediction's 95% interval and the line where they agree."""
+    workloads = sorted(table.workload.unique())
+    fig, axes = new_figure(4.2 * len(workloads), 4, ncols=len(workloads))
+    for ax, workload in zip(axes[0], workloads, strict=True):
+        group = table[table.workload == workload]
+        has = group.low.notna()
+        errors = np.vstack([(group.predicted - group.low)[has], (group.high - group.predicted)[has]])
+        ax.errorbar(group.actual[has], group.predicted[has], yerr=errors, fmt="o", ms=4, alpha=0.7, label="95% int.")
+        ax.plot(group.actual[~has], group.predicted[~has], "x", label="no interval")
+        span = [group.actual.min(), group.actual.max()]
+        ax.plot(span, span, "k--", lw=1, label="predicted = actual")
+        ax.set(xlabel="actual final loss", ylabel=f"predicted from the first {at:.0%}", title=workload)
+        ax.set_ylim(*focus(pd.concat([group.actual, group.predicted]), span, True))
+    axes[0, 0].legend(fontsize=8)
+    return fig
+
+
 def save(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=90)
     plt.close(fig)

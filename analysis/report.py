@@ -21,6 +21,7 @@ import pandas as pd
 from analysis import figures
 from analysis.collect import read_curves
 from analysis.profile import median_times, performance_ratios, profile, score_cap, scores, study_times
+from analysis.protocols import comparison, winning_paths
 from analysis.speedup import MIN_BUDGETS, Speedups, speedup_label, speedups
 from analysis.stats import (
     average_ranks,
@@ -155,8 +156,10 @@ class Report:
         baseline: str = "adamw",
         time: str = "seconds",
         rank_by: dict[str, str] | None = None,
+        studies: pd.DataFrame | None = None,
     ):
         self.raw = trials
+        self.studies = studies if studies is not None else pd.DataFrame()
         self.trials = trials_frame(trials, time=time, rank_by=rank_by)
         self.time = time
         self.rank_by = rank_by or {}
@@ -223,6 +226,8 @@ class Report:
             self.leaderboard(times, speedup),
             self.tuning_section(),
             self.tuning_cost_section(),
+            *([self.protocols_section()] if self.compares_protocols() else []),
+            *([self.pbt_section()] if not winning_paths(self.studies).empty else []),
             self.throughput_section(),
             self.speedup_section(speedup),
             self.curves_section(),
@@ -414,6 +419,40 @@ class Report:
             "worst finite result."
         )
         section.figures.append(self.figure("tuning_cost", figures.tuning_cost_plot(cost, self.colours), cost))
+        return section
+
+    def compares_protocols(self) -> bool:
+        """Whether the studies read (a results directory's study.json files) hold more than one protocol."""
+        return not self.studies.empty and self.studies.protocol.nunique() > 1
+
+    def protocols_section(self) -> Section:
+        section = Section("Tuning protocols at equal compute")
+        numbers = comparison(self.studies)
+        section.text.append(
+            "Each protocol's searches (one per search seed, tuning.seed) per workload and optimizer: the training "
+            "steps the search spent (a trial stopped early counts the steps it ran; `saved` against running every "
+            "configuration to the end) and the best configuration's final metric (median over its scoring seeds), "
+            "each the mean over the searches with a t interval over them. Read from the studies' study.json files."
+        )
+        shown = numbers.assign(
+            steps=[with_interval(r.steps, r.steps_low, r.steps_high, r.searches) for r in numbers.itertuples()],
+            saved=numbers.saved.map(lambda v: f"{v:.0%}"),
+            best=[with_interval(r.best, r.best_low, r.best_high, r.searches) for r in numbers.itertuples()],
+        )[["workload", "optimizer", "protocol", "searches", "steps", "saved", "metric", "best"]]
+        section.tables.append(("protocols", shown))
+        fig = figures.protocols_plot(numbers)
+        section.figures.append(self.figure("protocols", fig, numbers))
+        return section
+
+    def pbt_section(self) -> Section:
+        section = Section("Population Based Training: the winning paths")
+        section.text.append(
+            "The member of each PBT study with the best final metric, and the hyperparameters it trained with: drawn "
+            "at the start (generation 0), then at each step where its line copied a top-quarter member's weights, "
+            "optimizer state and position and perturbed the copy's values (`copied`: that member's index). Its "
+            "final metric is the selection's own (in-sample): a member's history is not rerun on other seeds."
+        )
+        section.tables.append(("pbt_paths", self.table("pbt_paths", winning_paths(self.studies))))
         return section
 
     def throughput_section(self) -> Section:
@@ -741,13 +780,14 @@ def report(
     baseline: str = "adamw",
     time: str = "seconds",
     rank_by: dict[str, str] | None = None,
+    studies: pd.DataFrame | None = None,
 ):
     """Build every section and write the report; returns the sections and the two files. The report is built in a
     staging directory and moved into `out` only when complete: a failure leaves the previous report as it was."""
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     try:
-        sections = Report(trials, curves, staging, baseline, time, rank_by).build()
+        sections = Report(trials, curves, staging, baseline, time, rank_by, studies).build()
         write(sections, staging, source)
         for name in ("figures", "tables"):
             if (out / name).exists():

@@ -5,7 +5,8 @@ these facts from here: trial ids, the run-directory layout, the record's file na
 where a replaced record is set aside and where a study lives.
 
     <results_dir>/<workload>/<optimizer>/<trial_id>/seed<seed>/{config.yaml, metrics.jsonl, summary.json,
-                                                                checkpoint.pt (unfinished trials only)}
+                                                                checkpoint.pt (unfinished trials only),
+                                                                parent.pt (PBT members started from another's)}
     <results_dir>/<workload>/<optimizer>/<trial_id>/.replaced/seed<seed>-<time>/   (force=true set these aside)
     <results_dir>/<workload>/<optimizer>/study-<tuning.name>[-<tokens>tokens]/study.json   (python -m suite.sweep)
 
@@ -31,6 +32,7 @@ TRIAL_KEYS = (  # define what is trained and measured: the trial id is a hash of
     "divergence_factor",  # decides when a run counts as diverged
     "eval_every",  # decides the evaluation points: best metric and time-to-target
     "log_every",  # decides the divergence checks
+    "init_from",  # the run a PBT member starts from (left out of the id when null: every other trial's id stands)
 )
 RUN_KEYS = ("seed",)  # names one run of a trial: seed<seed>/
 SETTING_KEYS = (  # where and how it runs, never what: may differ between a checkpoint and its resume
@@ -39,21 +41,25 @@ SETTING_KEYS = (  # where and how it runs, never what: may differ between a chec
     "progress",
     "force",
     "checkpoint_every",  # a resumed run is bitwise the uninterrupted one
+    "pause_at",  # where a run pauses (early-stopping rungs): continued, it is bitwise the uninterrupted one
     "peak_flops",  # only divides the measured FLOP/s into MFU
     "tuning",  # sweeps only
     "cluster",  # sweeps only
 )
 NOT_IN_TRIAL_ID = ("search_space",)  # optimizer.search_space belongs to tuning, not to the trial
 
-CONFIG, SUMMARY, METRICS, CHECKPOINT, STUDY = (
+CONFIG, SUMMARY, METRICS, CHECKPOINT, STUDY, PARENT = (
     "config.yaml",
     "summary.json",
     "metrics.jsonl",
     "checkpoint.pt",
     "study.json",
+    "parent.pt",  # a PBT member's starting point: a copy of the checkpoint named by its `init_from`
 )
 RECORD_FILES = (CONFIG, SUMMARY, METRICS)
 FINISHED = ("completed", "diverged")  # statuses of a trial that is never run again (unless force=true)
+PAUSED = "paused"  # stopped at `pause_at` with a checkpoint: a run without it continues the trial
+STOPPED_EARLY = "stopped_early"  # paused, and left there by a study's early-stopping rule (suite/early_stop.py)
 REPLACED = ".replaced"
 
 # Names that become path components: no separators, no leading dot, nothing a shell or a file system treats oddly.
@@ -77,6 +83,8 @@ def trial_definition(cfg: dict) -> dict:
     """The part of a resolved config that defines the trial."""
     defining = {k: cfg.get(k) for k in TRIAL_KEYS}
     defining["optimizer"] = {k: v for k, v in (cfg.get("optimizer") or {}).items() if k not in NOT_IN_TRIAL_ID}
+    if defining["init_from"] is None:
+        del defining["init_from"]
     return defining
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from suite.layout import SUMMARY
+from suite.layout import PAUSED, SUMMARY
 from suite.records import read_json
 
 QUIET_S = 10.0  # at most one line this often while trials finish ...
@@ -25,8 +25,8 @@ def duration(seconds: float) -> str:
 
 class Progress:
     """The trials of one round, by run directory. A trial counts as done once its summary.json says it ended
-    (completed, diverged, failed) and was written after the round began: an earlier failed record of a trial
-    relaunched in this round is not yet its outcome."""
+    (completed, diverged, failed) or paused at its rung, and was written after the round began: an earlier failed
+    record of a trial relaunched in this round is not yet its outcome."""
 
     def __init__(self, run_dirs: list[Path], clock: Callable[[], float] = time.time):
         self.run_dirs, self.clock = run_dirs, clock
@@ -41,7 +41,7 @@ class Progress:
             except OSError:
                 continue
             status = (read_json(path) or {}).get("status") if fresh else None
-            if status in ("completed", "diverged", "failed"):
+            if status in ("completed", "diverged", "failed", PAUSED):
                 counts[status] += 1
         return counts
 

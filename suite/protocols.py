@@ -2,7 +2,8 @@
 processes: suite/study.py keeps a study's state, suite/sweep.py runs it). `default` (the authors' defaults),
 `random` (scrambled quasi-random points), `grid` (a Cartesian grid) and `coordinate_descent` ('Fantastic
 Pretraining Optimizers': from the defaults, change one hyperparameter at a time over its grid, move to the best,
-repeat until no single change helps)."""
+repeat until no single change helps). Early stopping (suite/early_stop.py) and Population Based Training
+(suite/pbt.py) decide on partial curves and keep state between rounds; the study runs them."""
 
 from __future__ import annotations
 

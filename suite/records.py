@@ -63,6 +63,21 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file (metrics.jsonl), whole lines only: a half-written last line is left out."""
+    try:
+        lines = path.read_text().split("\n")[:-1]
+    except OSError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            break
+    return rows
+
+
 class MetricsLog:
     """metrics.jsonl: one JSON object per line, appended and flushed row by row. A resumed trial starts from the
     rows its checkpoint holds (written atomically), dropping any logged after that checkpoint."""

@@ -11,19 +11,42 @@ import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from optimizers.hparams import check_values, hyperparameters, validate_search_space
-from suite import declared_hyperparameters
-from suite.layout import FINISHED, STUDY, SUMMARY, is_study_defining, run_dir, study_dir
-from suite.protocols import Config, Dim, best_of, dims, key, next_trials, wanted
-from suite.records import atomic_write_json, atomic_write_text, read_json
+from suite import declared_hyperparameters, early_stop, pbt
+from suite.layout import (
+    CHECKPOINT,
+    FINISHED,
+    PARENT,
+    PAUSED,
+    STOPPED_EARLY,
+    STUDY,
+    SUMMARY,
+    is_study_defining,
+    run_dir,
+    study_dir,
+)
+from suite.protocols import Config, Dim, best_of, dims, key, next_trials, random_configs, wanted
+from suite.records import atomic_write, atomic_write_json, atomic_write_text, read_json
+
+ENDED = (*FINISHED, STOPPED_EARLY)  # a study's trials that it runs no further
+EARLY_STOP = "early_stop.json"  # a study's rung decisions, written when made (the authority on what it stopped)
+POPULATION = "population.json"  # a PBT study's members, generation by generation (the authority on its lineage)
+EARLY_STOP_KEYS = ("early_stop", "rungs", "eta")  # settings of tuning.early_stop; part of a study's settings only
+# when it is on (a study without early stopping keeps the settings it always had)
+
+
+ORIGIN = "init_from"  # a PBT member's configuration also names the run it starts from (suite/pbt.py)
 
 
 def with_values(optimizer_cfg: dict, config: Config) -> dict:
     """The optimizer's hyperparameters with the searched values set (`betas.1` sets element 1 of betas)."""
     hp = copy.deepcopy(hyperparameters(optimizer_cfg))
     for name, value in config.items():
+        if name == ORIGIN:
+            continue
         head, _, index = name.partition(".")
         if index:
             hp[head][int(index)] = value
@@ -58,18 +81,34 @@ class Study:
             raise ValueError("tuning.seeds and tuning.trials must be >= 1 and tuning.grid_points >= 2")
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise ValueError(f"tuning.max_trials must be an integer >= 1 or null, got {cap!r}")
+        early_stop.check(self.tuning)
+        if self.tuning["protocol"] == "pbt":
+            pbt.check(self.tuning, self.space)
+            if force:
+                raise ValueError("--force cannot rerun a PBT study; give it a new tuning.name")
+        if force and self.tuning.get("early_stop", "none") != "none":
+            raise ValueError("--force cannot rerun a study in rungs (tuning.early_stop); give it a new tuning.name")
+        self.rule = self.tuning.get("early_stop", "none")
+        self.pause_at: float | None = None  # where the trials of the latest batch pause (a rung), or None
         self.start: Config = {d.key: value_of(hyperparameters(cfg["optimizer"]), d.key) for d in self.space}
         budget = next((o.partition("=")[2] for o in overrides if o.startswith("workload.tokens=")), None)
         self.directory = study_dir(cfg["results_dir"], workload, optimizer, self.tuning["name"], budget)
         self.configs: dict[tuple, Config] = {}  # every configuration proposed so far
         self.attempted: set[tuple[tuple, int]] = set()  # (config key, seed) launched by this invocation
         self.refused: dict[tuple, str] = {}  # configurations the optimizer refuses, with the refusal: never launched
+        self.launched_to: dict[tuple, float] = {}  # search configuration -> the rung this invocation launched it to
+        self.decisions: dict[str, dict] = {}  # rung (as text) -> {trial name -> decision}, from early_stop.json
+        self.population: dict | None = None  # PBT: generation, members with lineage, replaced; population.json
         self.load()
 
     def settings(self) -> dict:
         """What defines the study: a study directory holding other settings is refused, never overwritten."""
         return {
-            **{k: v for k, v in self.tuning.items() if k != "name"},
+            **{
+                k: v
+                for k, v in self.tuning.items()
+                if k != "name" and (k not in EARLY_STOP_KEYS or self.tuning.get("early_stop", "none") != "none")
+            },
             "search_space": self.cfg["optimizer"].get("search_space") or {},
             "start": self.start,
             "overrides": sorted(o for o in self.overrides if is_study_defining(o)),
@@ -93,11 +132,18 @@ class Study:
                 "give this one its own tuning.name"
             )
         try:
-            configs = [{k: float(v) for k, v in trial["config"].items()} for trial in saved.get("trials", [])]
+            configs = [
+                {k: v if k == ORIGIN else float(v) for k, v in trial["config"].items()}
+                for trial in saved.get("trials", [])
+            ]
         except (TypeError, KeyError, ValueError, AttributeError) as e:
             raise ValueError(f"{path} is not a study record (its trials are damaged); move it away") from e
         for config in configs:
             self.propose(config)
+        decisions = read_json(self.directory / EARLY_STOP)
+        self.decisions = decisions.get("rungs", {}) if isinstance(decisions, dict) else {}
+        population = read_json(self.directory / POPULATION)
+        self.population = population if isinstance(population, dict) else None
 
     def propose(self, config: Config) -> None:
         self.configs.setdefault(key(config), config)
@@ -109,14 +155,19 @@ class Study:
         if not path.exists():  # (written atomically: a killed driver leaves the whole file or none)
             path.parent.mkdir(parents=True, exist_ok=True)
             hp = with_values(self.cfg["optimizer"], config)
-            values = {h: hp[h] for h in sorted({k.split(".")[0] for k in config})}
-            atomic_write_text(path, "# @package optimizer\n" + yaml.safe_dump(values))
+            values = {h: hp[h] for h in sorted({k.split(".")[0] for k in config if k != ORIGIN})}
+            if ORIGIN in config:  # a PBT member started from another's run: the trial names its origin too
+                text = "# @package _global_\n" + yaml.safe_dump({"optimizer": values, ORIGIN: config[ORIGIN]})
+            else:
+                text = "# @package optimizer\n" + yaml.safe_dump(values)
+            atomic_write_text(path, text)
         return name
 
     def run_dir(self, config: Config, seed: int) -> Path:
         cfg = copy.deepcopy(self.cfg)
         cfg["optimizer"].update(with_values(self.cfg["optimizer"], config))
         cfg["seed"] = seed
+        cfg[ORIGIN] = config.get(ORIGIN)
         return run_dir(cfg)
 
     def refuse(self, config: Config) -> bool:
@@ -125,7 +176,7 @@ class Study:
         configuration is never launched: it would be refused the same way every time."""
         if key(config) not in self.refused:
             hp = with_values(self.cfg["optimizer"], config)
-            searched = {h: hp[h] for h in {k.partition(".")[0] for k in config}}
+            searched = {h: hp[h] for h in {k.partition(".")[0] for k in config if k != ORIGIN}}
             try:
                 check_values(self.optimizer, searched, declared_hyperparameters(self.optimizer))
                 return False
@@ -133,11 +184,21 @@ class Study:
                 self.refused[key(config)] = str(e)
         return True
 
+    def stopped(self, config: Config) -> float | None:
+        """The rung at which this study stopped the configuration early (or, PBT, the boundary where another
+        member's copy replaced it), or None."""
+        name = trial_name(config)
+        if self.population and name in self.population["replaced"]:
+            return self.population["replaced"][name]
+        return next((float(r) for r, d in self.decisions.items() if d.get(name, {}).get("stop")), None)
+
     def outcome(self, config: Config, seed: int) -> tuple[str | None, float]:
-        """(status, score): score is the final metric oriented so lower is better, +inf when diverged, failed or
-        refused."""
+        """(status, score): score is the final metric oriented so lower is better, +inf when diverged, failed,
+        refused or stopped early by this study."""
         if key(config) in self.refused:
             return "refused", math.inf
+        if seed == 0 and self.stopped(config) is not None:
+            return STOPPED_EARLY, math.inf
         summary = read_json(self.run_dir(config, seed) / SUMMARY) or {}
         status = summary.get("status")
         if status in FINISHED and self.force and (key(config), seed) not in self.attempted:
@@ -155,13 +216,173 @@ class Study:
         for k, config in self.configs.items():
             for seed in range(self.tuning["seeds"]):
                 status, score = self.outcome(config, seed)
-                if status in (*FINISHED, "refused") or (k, seed) in self.attempted:
-                    scores[(k, seed)] = score if status in (*FINISHED, "failed", "refused") else None
+                if status in (*ENDED, "refused") or (k, seed) in self.attempted:
+                    scores[(k, seed)] = score if status in (*ENDED, "failed", "refused") else None
         return scores
+
+    # --- early stopping in rungs (suite/early_stop.py) -------------------------------------------------------
+    def reached(self, config: Config) -> float | None:
+        """How far the search trial of `config` has come: None when it is done (diverged, failed in this
+        invocation, refused or stopped early); 1.0 when it completed (perhaps run to the end by another study: it is
+        still decided on at each rung, from its prefix); else the highest rung (or 0) it has reached: one this study
+        decided on with it running, or where its paused record stands (a killed trial's record may be behind its
+        checkpoint)."""
+        if key(config) in self.refused or self.stopped(config) is not None:
+            return None
+        summary = read_json(self.run_dir(config, 0) / SUMMARY) or {}
+        status = summary.get("status")
+        if status == "completed":
+            return 1.0
+        if status in FINISHED or (status == "failed" and (key(config), 0) in self.attempted):
+            return None
+        name = trial_name(config)
+        kept = [float(r) for r, decided in self.decisions.items() if name in decided]  # (it was running there)
+        if status in (PAUSED, STOPPED_EARLY):  # (STOPPED_EARLY: by another study, which left it at its rung)
+            steps, eval_every = summary["budget"]["steps"], self.cfg["eval_every"]
+            kept += [r for r in self.tuning["rungs"] if early_stop.pause_step(r, steps, eval_every) <= summary["steps"]]
+        return max(kept, default=0.0)
+
+    def decide(self, rung: float, alive: list[Config]) -> None:
+        """The rule's decision at a rung over the configurations still running, made once: written to
+        early_stop.json (the study's authority) and, for each trial it stops, into the trial's summary.json
+        (status stopped_early, with its prediction; its checkpoint stays, so another study may continue it)."""
+        curves = {trial_name(c): early_stop.run_curve(self.run_dir(c, 0), rung) for c in alive}
+        decisions = early_stop.decide(self.rule, curves, self.tuning.get("eta", 2), seed=self.tuning["seed"])
+        self.decisions[str(rung)] = decisions
+        record = {"rule": self.rule, "rungs": self.decisions}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.directory / EARLY_STOP, record)
+        for config in alive:
+            decision = decisions[trial_name(config)]
+            if decision["stop"]:
+                path = self.run_dir(config, 0) / SUMMARY
+                summary = read_json(path) or {}
+                stopped = {"rule": self.rule, "rung": rung, "study": str(self.directory), **decision}
+                atomic_write_json(path, {**summary, "status": STOPPED_EARLY, "early_stop": stopped})
+
+    def rung_trials(self) -> list[tuple[Config, int]] | None:
+        """The search trials to run to the next rung (or to the end after the last), deciding at each rung once
+        every trial still running has reached it; None when the search is over (every configuration finished,
+        failed or was stopped), so the scoring seeds follow; [] when a trial launched in this invocation did not
+        reach its rung (killed: a rerun continues it). Sets `pause_at` for the batch."""
+        configs = [
+            c for c in wanted(self.tuning["protocol"], self.start, {}, self.space, self.tuning) if not self.refuse(c)
+        ]
+        for config in configs:
+            self.propose(config)
+        while True:
+            alive = {key(c): (c, at) for c in configs if (at := self.reached(c)) is not None}
+            if all(at >= 1.0 for _, at in alive.values()):
+                return None
+            level = min(at for _, at in alive.values())
+            if level in self.tuning["rungs"] and str(level) not in self.decisions:
+                self.decide(level, [c for c, _ in alive.values()])
+                continue
+            target = next((r for r in self.tuning["rungs"] if r > level), 1.0)
+            pending = [c for c, at in alive.values() if at < target]
+            if any(self.launched_to.get(key(c)) == target for c in pending):
+                return []
+            for config in pending:
+                self.launched_to[key(config)] = target
+            self.pause_at = target if target < 1.0 else None
+            return [(c, 0) for c in pending]
+
+    # --- Population Based Training (suite/pbt.py) ---------------------------------------------------------------
+    def members(self) -> list[dict]:
+        """The population now: per member its configuration (naming its origin once it has copied another) and its
+        lineage, the whole history of hyperparameters it inherited; the first generation is random search's."""
+        if self.population is None:
+            found = random_configs(self.space, self.tuning["population"], self.tuning["seed"], self.tuning["sampler"])
+            # (the population's own trials: a random search's run of the same point may have run on past a boundary)
+            first = [{**c, ORIGIN: f"population-{self.tuning['name']}@0"} for c in found]
+            lineage = [[{"generation": 0, "step": 0, "config": c}] for c in found]
+            members = [{"config": c, "lineage": history} for c, history in zip(first, lineage, strict=True)]
+            self.population = {"generation": 0, "members": members, "replaced": {}}
+        return self.population["members"]
+
+    def member_at(self, config: Config, target: float | None) -> bool:
+        """Whether a member's trial has reached the boundary `target` (None: the end), or ended before it (diverged,
+        or failed in this invocation: a failed trial is tried again when the command runs again)."""
+        summary = read_json(self.run_dir(config, 0) / SUMMARY) or {}
+        status = summary.get("status")
+        if status in FINISHED or (status == "failed" and self.launched_to.get(key(config), -1) == target):
+            return True
+        if target is None or status != PAUSED:
+            return False
+        return summary["steps"] >= early_stop.pause_step(target, summary["budget"]["steps"], self.cfg["eval_every"])
+
+    def member_loss(self, config: Config, target: float) -> float:
+        """A member's held-out loss at the boundary; inf when it diverged or failed."""
+        directory = self.run_dir(config, 0)
+        if (read_json(directory / SUMMARY) or {}).get("status") not in (PAUSED, "completed"):
+            return math.inf
+        losses = early_stop.run_curve(directory, target).losses
+        return losses[-1] if losses and math.isfinite(losses[-1]) else math.inf
+
+    def next_generation(self, target: float) -> None:
+        """Exploit and explore at a boundary, once: the decisions go to population.json before any file is copied."""
+        members, generation = self.members(), self.population["generation"]
+        losses = [self.member_loss(m["config"], target) for m in members]
+        rng = np.random.default_rng([self.tuning["seed"], generation + 1])
+        steps = next(s["budget"]["steps"] for m in members if (s := read_json(self.run_dir(m["config"], 0) / SUMMARY)))
+        step = early_stop.pause_step(target, steps, self.cfg["eval_every"])
+        for loser, donor in sorted(pbt.exploit(losses, rng).items()):
+            source = members[donor]["config"]
+            values = pbt.perturb(source, self.space, rng, self.tuning["resample"])  # (the searched keys only)
+            origin = f"{self.run_dir(source, 0).parent.name}/seed0@{step}"
+            self.population["replaced"][trial_name(members[loser]["config"])] = target
+            event = {"generation": generation + 1, "step": step, "copied": donor, "from": origin, "config": values}
+            members[loser] = {"config": {**values, ORIGIN: origin}, "lineage": [*members[donor]["lineage"], event]}
+        self.population["generation"] = generation + 1
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.directory / POPULATION, self.population)
+
+    def copy_parents(self, configs: list[Config]) -> None:
+        """Each new member's starting point: its donor's checkpoint at the boundary, copied to parent.pt (done
+        before the donor trains on, so a rerun after a kill finds the donor still at the boundary)."""
+        for config in configs:
+            child = self.run_dir(config, 0)
+            if "/" not in config.get(ORIGIN, "") or (child / PARENT).exists() or (child / SUMMARY).exists():
+                continue
+            donor = child.parents[1] / config[ORIGIN].partition("@")[0] / CHECKPOINT
+            if donor.is_file():
+                child.mkdir(parents=True, exist_ok=True)
+                atomic_write(child / PARENT, lambda f, donor=donor: f.write(donor.read_bytes()))
+
+    def pbt_trials(self) -> list[tuple[Config, int]]:
+        """The members' trials to run to the next boundary (or to the end after the last), exploiting and
+        exploring at each boundary once every member has reached it; [] when the population has finished or a
+        trial launched in this invocation did not get there. Sets `pause_at` for the batch."""
+        marks = pbt.boundaries(self.tuning["interval"])
+        while True:
+            members = [m["config"] for m in self.members()]
+            for config in members:
+                self.propose(config)
+            generation = self.population["generation"]
+            target = marks[generation] if generation < len(marks) else None
+            pending = list({key(c): c for c in members if not self.member_at(c, target)}.values())
+            if not pending and target is not None:
+                self.next_generation(target)
+                continue
+            if not pending or any(self.launched_to.get(key(c), -1) == target for c in pending):
+                return []
+            self.copy_parents(pending)
+            for config in pending:
+                self.launched_to[key(config)] = target
+            self.pause_at = target
+            return [(c, 0) for c in pending]
 
     def next_trials(self) -> list[tuple[Config, int]]:
         """What the protocol's planner asks for next, given this study's results, less the configurations the
-        optimizer refuses (the planner hears of them as failed, and asks again); proposals are remembered."""
+        optimizer refuses (the planner hears of them as failed, and asks again); proposals are remembered. With
+        early stopping, the search runs in rungs first (rung_trials); PBT runs its population (pbt_trials)."""
+        if self.tuning["protocol"] == "pbt":
+            return self.pbt_trials()
+        if self.rule != "none":
+            pairs = self.rung_trials()
+            if pairs is not None:
+                return pairs
+        self.pause_at = None
         while True:
             pairs = next_trials(self.tuning["protocol"], self.start, self.space, self.tuning, self.results())
             for config, _ in pairs:
@@ -184,6 +405,22 @@ class Study:
                 beyond[d.key] = values
         return beyond
 
+    def compute(self) -> dict:
+        """The training steps the search spent (a stopped or diverged trial counts the steps it ran) and what running
+        every search configuration to the end would have cost: the compute protocols are compared at."""
+        spent, budgets = 0, []
+        for config in self.configs.values():
+            summary = read_json(self.run_dir(config, 0) / SUMMARY)
+            if not summary:  # (the defaults of a random search run on the scoring seeds only)
+                continue
+            budgets.append(summary["budget"]["steps"])
+            rung = self.stopped(config)  # (another study may have continued it since)
+            stop = None if rung is None else early_stop.pause_step(rung, budgets[-1], self.cfg["eval_every"])
+            start = int(config[ORIGIN].rpartition("@")[2]) if ORIGIN in config else 0  # (a PBT member's parent's)
+            spent += (summary.get("steps", 0) if stop is None else stop) - start
+        runs = self.tuning["population"] if self.tuning["protocol"] == "pbt" else len(budgets)
+        return {"search_steps": spent, "search_steps_full": runs * max(budgets, default=0)}
+
     def record(self, command: str, done: bool) -> dict:
         """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
         results = self.results()
@@ -205,7 +442,7 @@ class Study:
                         "run_dir": str(self.run_dir(config, seed)),
                     }
                 )
-        failed = [t for t in trials if t["status"] not in FINISHED]
+        failed = [t for t in trials if t["status"] not in ENDED]
         cap = self.tuning.get("max_trials")
         at_cap = cap is not None and len(search) >= cap
         cut = wanted(self.tuning["protocol"], self.start, search, self.space, self.tuning) if at_cap else []
@@ -222,6 +459,7 @@ class Study:
                 "trials": len(trials),
                 "max_trials": cap,
                 "cut": cut,
+                **self.compute(),
             },
             "trials": trials,
             "best": None,
@@ -229,6 +467,8 @@ class Study:
             "command": command,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        if self.population:
+            study["population"] = self.population
         if best:
             config = dict(best[0])
             mine = [t for t in trials if t["trial"] == trial_name(config) and t["score"] is not None]
@@ -247,6 +487,9 @@ class Study:
                 "seeds": len(scores),
                 "in_sample": not held_out,  # True: the median is the selection seed's own result
             }
+            if self.population:  # the winning member's whole path of hyperparameters
+                lineage = [m["lineage"] for m in self.population["members"] if key(m["config"]) == best[0]]
+                study["best"]["lineage"] = lineage[0] if lineage else None
         self.directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.directory / STUDY, study)
         return study

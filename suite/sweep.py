@@ -34,11 +34,11 @@ from omegaconf.errors import OmegaConfBaseException
 from optimizers import NAMES
 from suite import CONF_DIR
 from suite.checks import check_cluster, check_group_choices, check_overrides
-from suite.layout import FINISHED, STUDY, SUMMARY
+from suite.layout import STUDY, SUMMARY
 from suite.progress import Progress
 from suite.protocols import Config, key
 from suite.records import read_json
-from suite.study import Study
+from suite.study import ENDED, Study
 
 
 def compose_config(overrides: list[str]) -> dict:
@@ -54,6 +54,7 @@ class Job:
     study: Study
     trials: list[str]  # trial file names
     seeds: list[int]  # each trial runs on each seed (a Hydra multirun product)
+    pause_at: float | None = None  # the rung the trials stop at (early stopping), or None: to the end
 
     def argv(self) -> list[str]:
         """The job as a command: `python -m suite <arguments>`."""
@@ -62,12 +63,14 @@ class Job:
     def arguments(self) -> list[str]:
         search = f"hydra.searchpath=[file://{self.study.directory / 'conf'}]"
         force = ["force=true"] if self.study.force else []
+        pause = [] if self.pause_at is None else [f"pause_at={self.pause_at}"]
         return [
             "-m",
             f"optimizer={self.study.optimizer}",
             f"workload={self.study.workload}",
             *self.study.overrides,
             *force,
+            *pause,
             search,
             f"+trial={','.join(self.trials)}",
             f"seed={','.join(map(str, self.seeds))}",
@@ -81,7 +84,7 @@ def jobs_for(study: Study, pairs: list[tuple[Config, int]], parts: int) -> list[
     seeds = sorted({s for _, s in pairs})
     if len(seeds) == 1:  # the search: many configurations, one seed
         chunks = [names[i::parts] for i in range(parts)]
-        return [Job(study, chunk, seeds) for chunk in chunks if chunk]
+        return [Job(study, chunk, seeds, study.pause_at) for chunk in chunks if chunk]
     chunks = [seeds[i::parts] for i in range(parts)]  # the seeds of the best configuration
     return [Job(study, sorted(set(names)), chunk) for chunk in chunks if chunk]
 
@@ -402,7 +405,7 @@ def failure_table(studies: list[Study]) -> list[dict]:
     rows = []
     for study in studies:
         for trial in read_json(study.directory / STUDY)["trials"]:
-            if trial["status"] not in FINISHED:
+            if trial["status"] not in ENDED:
                 summary = read_json(Path(trial["run_dir"]) / SUMMARY) or {}
                 reason = (
                     study.refused.get(key(trial["config"]))

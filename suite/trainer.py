@@ -35,11 +35,12 @@ class TrainSettings:
     progress: bool
     checkpoint_every: int = 0  # steps; 0 = only when preempted
     ranks: Ranks = SINGLE  # data-parallel ranks (one without DDP)
+    pause_step: int | None = None  # checkpoint after this step and stop with status "paused"
 
 
 @dataclass
 class Outcome:
-    status: str = "completed"  # or "diverged"
+    status: str = "completed"  # or "diverged", or "paused" (at settings.pause_step)
     reason: str | None = None
     steps: int = 0
     tokens: int = 0
@@ -241,7 +242,8 @@ def train(
             preemption is not None and preemption.requested, settings.ranks, device
         )
         periodic = settings.checkpoint_every > 0 and done % settings.checkpoint_every == 0
-        if save_checkpoint and done < settings.steps and (periodic or preempted):
+        pause = done == settings.pause_step
+        if save_checkpoint and done < settings.steps and (periodic or preempted or pause):
             clock.pause()
             opt.eval_mode()  # Schedule-Free: checkpoint the evaluation weights, as its authors advise
             state = {"step": done, "outcome": asdict(out), "first_loss": first_loss, "metrics": rows}
@@ -251,6 +253,9 @@ def train(
             if preempted:
                 bar.close()
                 preemption.hand_over()
+        if pause:
+            out.status = "paused"
+            break
     bar.close()
     if out.status == "diverged":
         out.final = None

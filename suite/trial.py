@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import math
+import re
 import resource
 import sys
 import traceback
@@ -20,12 +21,13 @@ from torch.nn.parallel import DistributedDataParallel
 from optimizers import get_spec, schedules
 from optimizers.hparams import hyperparameters, validate, validate_search_space
 from optimizers.spec import BuildContext, OptimizerSpec
-from suite import checkpoint, declared_hyperparameters, distributed, micro_batch, rng, throughput
+from suite import checkpoint, declared_hyperparameters, distributed, early_stop, micro_batch, rng, throughput
 from suite.checkpoint import Preemption
 from suite.layout import (
     CHECKPOINT,
     CONFIG,
     METRICS,
+    PARENT,
     SUMMARY,
     is_finished,
     replaced_dir,
@@ -40,6 +42,9 @@ from suite.trainer import Optimization, Outcome, TrainSettings, train, train_ste
 from workloads import Workload, build_workload
 from workloads.base import to_device
 
+# A PBT member's start: another run's (trial id, seed) at a step, or `population-<study name>@0` for a member of the
+# first generation (trained from scratch, but its own trial: its checkpoints at the boundaries are the population's)
+INIT_FROM = r"([0-9a-f]{10}/seed[0-9]+@[0-9]+)|(population-[A-Za-z0-9_.+-]+@0)"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the autocast dtype; `precision=auto` picks one per device
 
 
@@ -55,6 +60,14 @@ class Plan:
     ranks: distributed.Ranks
     precision: str  # fp32 or bf16, `precision=auto` resolved
     compiled: bool  # `compile=auto` resolved
+
+    @property
+    def pause_step(self) -> int | None:
+        """The step `pause_at` stops at (an evaluation step before the last), or None."""
+        fraction = self.cfg["pause_at"]
+        return (
+            None if fraction is None else early_stop.pause_step(fraction, self.workload.steps, self.cfg["eval_every"])
+        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,6 +104,12 @@ def check_settings(cfg: dict) -> None:
         raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
     if cfg["peak_flops"] is not None and (not number(cfg["peak_flops"]) or cfg["peak_flops"] <= 0):
         raise ValueError(f"peak_flops must be a positive number of FLOP/s or null, got {cfg['peak_flops']!r}")
+    origin = cfg["init_from"]
+    if origin is not None and not (isinstance(origin, str) and re.fullmatch(INIT_FROM, origin)):
+        raise ValueError(f"init_from must be <trial id>/seed<N>@<step>, population-<name>@0 or null, got {origin!r}")
+    pause = cfg["pause_at"]
+    if pause is not None and (not number(pause) or not 0 < pause < 1):
+        raise ValueError(f"pause_at must be a fraction of the budget in (0, 1) or null, got {pause!r}")
     if not number(cfg["grad_clip"]) or cfg["grad_clip"] < 0:
         raise ValueError(f"grad_clip must be a number >= 0 (0 turns clipping off), got {cfg['grad_clip']!r}")
     if not number(cfg["divergence_factor"]) or cfg["divergence_factor"] <= 1:
@@ -275,7 +294,12 @@ def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preempti
     opt = build_optimization(plan.spec, cfg, model, workload)
     if resume:
         model.load_state_dict(resume["model"])
+        own = [{k: v for k, v in g.items() if k != "params"} for g in opt.optimizer.param_groups]
         opt.optimizer.load_state_dict(resume["optimizer"])
+        if resume.get("from_parent"):  # a PBT member: the parent's state, this trial's hyperparameters
+            for group, values in zip(opt.optimizer.param_groups, own, strict=True):
+                group.pop("initial_lr", None)  # (the schedule's peak: set again from this trial's lr)
+                group.update(values)
         if opt.averager:
             opt.averager.load_state_dict(resume["averager"])
         rng.restore(resume["rng"])
@@ -299,6 +323,7 @@ def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preempti
         progress=cfg["progress"],
         checkpoint_every=cfg["checkpoint_every"],
         ranks=plan.ranks,
+        pause_step=plan.pause_step,
     )
     dtype = PRECISIONS[plan.precision]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
@@ -402,6 +427,26 @@ def check_resumable(saved: dict, cfg: dict, directory: Path) -> None:
         )
 
 
+def start_from_parent(cfg: dict, directory: Path) -> dict:
+    """A PBT member's starting state: the checkpoint its `init_from` names, copied by the sweep to parent.pt, of a
+    run of the same trial in all but the optimizer's hyperparameters, at the step named."""
+    if cfg["force"]:
+        raise ValueError("force=true cannot restart a PBT member (init_from): its parent.pt would be set aside")
+    parent = checkpoint.load(directory / PARENT)
+    if parent is None:
+        raise ValueError(
+            f"init_from={cfg['init_from']} but {directory / PARENT} is missing (the sweep copies it there)"
+        )
+    differing = [k for k in resume_differences(parent["config"], cfg) if k not in ("optimizer", "init_from")]
+    if parent["config"]["optimizer"]["name"] != cfg["optimizer"]["name"]:
+        differing.insert(0, "optimizer.name")
+    step = int(cfg["init_from"].rpartition("@")[2])
+    if differing or parent["step"] != step:
+        why = f"differs: {', '.join(differing)}" if differing else f"its step is {parent['step']}, not {step}"
+        raise ValueError(f"{directory / PARENT} is not the start init_from={cfg['init_from']} names ({why})")
+    return {**parent, "from_parent": True}
+
+
 def set_aside(directory: Path) -> Path:
     """Move a trial's old record to <trial>/.replaced/<seed>-<time>/ (hidden from collect), never deleting it."""
     target = replaced_dir(directory)
@@ -423,8 +468,13 @@ def run(cfg) -> int:
             print(f"trial already {previous['status']}: {plan.directory} (nothing to do; force=true reruns it)")
             return 0
         resume = None if resolved["force"] else checkpoint.load(plan.directory / CHECKPOINT)
-        if resume:
+        if resume is None and "/" in (resolved["init_from"] or ""):
+            resume = start_from_parent(resolved, plan.directory)
+        elif resume:
             check_resumable(resume["config"], resolved, plan.directory)
+            if plan.pause_step is not None and resume["step"] >= plan.pause_step:
+                print(f"trial already paused at step {resume['step']}: {plan.directory} (nothing to do)")
+                return 0
         if resolved["force"] and plan.directory.exists() and plan.ranks.main:
             print(f"force=true: the old record moved to {set_aside(plan.directory)}")
         if plan.ranks.main:
@@ -435,9 +485,14 @@ def run(cfg) -> int:
         return 2
     summary = start_summary(plan)
     summary.update(micro_batch_size=plan.workload.micro_batch_size, micro_batch_probes=probes)
-    if resume:
+    if resume and resume.get("from_parent"):
+        summary["parent"] = {"init_from": resolved["init_from"], "config": resume["config"]["optimizer"]}
+        print(f"starting {plan.directory} from its parent {resolved['init_from']}")
+    elif resume:
         summary["resumed_from_steps"] = [*((previous or {}).get("resumed_from_steps") or []), resume["step"]]
         print(f"resuming {plan.directory} from its checkpoint at step {resume['step']}")
+        if (previous or {}).get("parent"):  # (a PBT member resumed keeps the record of where it started)
+            summary["parent"] = previous["parent"]
     write = plan.ranks.main  # the other data-parallel ranks train and evaluate, rank 0 keeps the record
     if write:
         atomic_write_text(plan.directory / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
@@ -459,6 +514,9 @@ def run(cfg) -> int:
                 )
             return 130 if interrupted else 1
     if not write:
+        return 0
+    if summary["status"] == "paused":
+        print(f"paused at step {summary['steps']} of {summary['budget']['steps']} with a checkpoint: {plan.directory}")
         return 0
     (plan.directory / CHECKPOINT).unlink(missing_ok=True)
     print_summary(summary, plan.directory)

@@ -153,6 +153,7 @@ CASES = {
     "divergence factor at most 1": Case("suite", ("divergence_factor=1",), "divergence_factor must be a number > 1"),
     "grad clip a word": Case("suite", ("grad_clip=abc",), "grad_clip must be a finite number"),
     "not a device": Case("suite", ("device=gpu",), "device='gpu' is not a device name"),
+    "pause point outside the budget": Case("suite", ("pause_at=1.5",), "pause_at must be a fraction of the budget"),
     # names that become paths
     "optimizer name escaping": Case("suite", ("optimizer.name=../../x",), "unknown optimizer '../../x'"),
     "workload name escaping": Case("suite", ("workload.name=../x",), "workload name '../x' cannot be a directory"),
@@ -191,6 +192,18 @@ CASES = {
     "zero seeds": Case("sweep", (*SWEEP, "tuning.seeds=0"), "tuning.seeds and tuning.trials must be >= 1"),
     "zero local slots": Case("sweep", (*SWEEP, "cluster.slots=0"), "cluster.slots must be >= 1 or auto"),
     "trials a word": Case("sweep", (*SWEEP, "tuning.trials=many"), "tuning.trials must be an integer"),
+    "unknown early-stopping rule": Case(
+        "sweep", (*SWEEP, "tuning=random", "tuning.early_stop=often"), "tuning.early_stop must be one of"
+    ),
+    "early stopping of a grid search": Case(
+        "sweep", (*SWEEP, "tuning=grid", "tuning.early_stop=curve"), "works with tuning=random only"
+    ),
+    "rungs out of order": Case(
+        "sweep", (*SWEEP, "tuning=random", "tuning.early_stop=curve", "tuning.rungs=[0.5,0.25]"), "increasing fractions"
+    ),
+    "--force on a study in rungs": Case(
+        "sweep", (*SWEEP, "tuning=random", "tuning.early_stop=halving", "--force"), "--force cannot rerun a study"
+    ),
     # analysis
     "collect from a missing directory": Case("analysis", ("collect", "{tmp}/nowhere"), "no such results directory"),
     "publish from a missing directory": Case(
@@ -207,6 +220,8 @@ CASES = {
         "analysis", ("report", "{results}", "--out", "{tmp}/rep"), "no trials", foreign_directory
     ),
     "table that is not a table": Case("analysis", ("speedup", "--table", "{tmp}/x.txt"), "no such table"),
+    "prediction point outside the budget": Case("analysis", ("predict", "{results}", "--at", "1.5"), "--at is a fract"),
+    "protocols of a directory without studies": Case("analysis", ("protocols", "{results}"), "no finished study.json"),
 }
 
 

@@ -29,7 +29,7 @@ def test_every_option_composes_and_validates(group, option):
     schedules.validate(cfg["schedule"])
     assert cfg["workload"]["family"] in FAMILIES
     assert cfg["workload"]["family"] == "quadratic" or cfg["workload"]["data"]["source"]
-    assert cfg["tuning"]["protocol"] in ("default", "random", "grid", "coordinate_descent")
+    assert cfg["tuning"]["protocol"] in ("default", "random", "grid", "coordinate_descent", "pbt")
     assert cfg["cluster"]["kind"] in ("local", "slurm")
     if group == "tuning":
         assert cfg["tuning"]["protocol"] == cfg["tuning"]["name"] == option

@@ -51,6 +51,8 @@ CHANGES = {
     "force": "force=true",
     "checkpoint_every": "checkpoint_every=5",
     "peak_flops": "peak_flops=1e15",
+    "pause_at": "pause_at=0.5",
+    "init_from": "init_from=0123456789/seed0@10",
     "tuning": "tuning=grid",
     "cluster": "cluster=slurm",
 }

@@ -1,0 +1,124 @@
+"""Early stopping in rungs, for random search (`tuning.early_stop`): at each rung (a fraction of the budget) every
+trial still running has trained to the same step, and a rule says which to stop.
+
+- `curve`: fit the scaling law with learning-rate annealing (suite/curve_law.py) to each trial's held-out loss so
+  far, predict its final loss under its own schedule, and stop a trial whose prediction is worse than the best
+  prediction by more than the interval of that difference (the two 95% half-widths combined in quadrature: the
+  leader's prediction is uncertain too). A trial with too few evaluations for a fit is kept: nothing is stopped
+  without evidence.
+- `halving`: successive halving, keep the best ceil(n / eta) by their current held-out loss (ignores the schedule's
+  annealing still to come, so it favours trials whose loss is low early: the baseline the curve rule must beat).
+
+The decisions are pure functions of the curves (run_curve reads one from a run directory); suite/study.py keeps
+the rungs' state and suite/trial.py pauses a trial at a rung."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from optimizers import schedules
+from suite.curve_law import predict_final
+from suite.layout import CONFIG, METRICS, SUMMARY
+from suite.records import read_json, read_jsonl
+
+RULES = ("none", "curve", "halving")
+LOSS = "eval/loss"  # the curve every rule reads: the held-out loss at each evaluation
+
+
+def pause_step(fraction: float, steps: int, eval_every: int) -> int | None:
+    """The step a trial pauses at for a rung at `fraction` of its `steps`: the last evaluation at or before it (so
+    the prefix ends with a held-out loss), at least the first; None when that is not before the last step."""
+    step = max(eval_every, math.floor(fraction * steps / eval_every) * eval_every)
+    return step if step < steps else None
+
+
+def multipliers(steps: int, schedule: dict, tokens_per_step: int = 1, peak_lr: float = 1.0) -> np.ndarray:
+    """The schedule's learning-rate multiplier of every step of the budget."""
+    return np.array(
+        [schedules.lr_multiplier(i, steps, schedule, tokens_per_step, peak_lr) for i in range(steps)], dtype=float
+    )
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A trial's held-out losses after `steps` (the prefix up to the rung) and its whole schedule's multipliers."""
+
+    steps: list[int]
+    losses: list[float]
+    schedule: np.ndarray
+
+
+def prefix(rows: list[dict], until: int) -> tuple[list[int], list[float]]:
+    """The evaluated (step, held-out loss) points of metrics rows up to step `until`."""
+    points = [(r["step"], r[LOSS]) for r in rows if LOSS in r and r["step"] <= until]
+    return [s for s, _ in points], [v for _, v in points]
+
+
+def run_curve(directory: Path, fraction: float | None = None) -> Curve:
+    """A run directory's held-out losses up to the rung at `fraction` of its budget (None: all of them) and its
+    whole schedule, from its config.yaml, summary.json and metrics.jsonl."""
+    cfg = yaml.safe_load((directory / CONFIG).read_text())
+    budget = (read_json(directory / SUMMARY) or {})["budget"]
+    steps = budget["steps"]
+    schedule = multipliers(steps, cfg["schedule"], budget["tokens"] // steps, cfg["optimizer"].get("lr", 1.0))
+    until = steps if fraction is None else pause_step(fraction, steps, cfg["eval_every"]) or steps
+    points, losses = prefix(read_jsonl(directory / METRICS), until)
+    return Curve(points, losses, schedule)
+
+
+def decide_curve(curves: dict[str, Curve], seed: int = 0) -> dict[str, dict]:
+    """Per trial: its prediction (or none), the best prediction, and whether it stops."""
+    found = {name: predict_final(c.schedule, c.steps, c.losses, seed=seed) for name, c in curves.items()}
+    predicted = {name: p for name, p in found.items() if p is not None and math.isfinite(p.value)}
+    leader = min(predicted.values(), key=lambda p: p.value, default=None)
+    best = None if leader is None else leader.value
+    decisions = {}
+    for name, curve in curves.items():
+        p = predicted.get(name)
+        record = p.as_record() if p else {"predicted": None, "interval": None, "points": len(curve.steps)}
+        gap = None if p is None or leader is None else p.value - leader.value
+        stop = bool(gap is not None and gap > math.hypot(p.half_width, leader.half_width))
+        current = float(curve.losses[-1]) if curve.losses else None
+        decisions[name] = {**record, "current": current, "best": None if best is None else float(best), "stop": stop}
+    return decisions
+
+
+def decide_halving(curves: dict[str, Curve], eta: int) -> dict[str, dict]:
+    """Keep the best ceil(n / eta) by the last held-out loss (ties by name; a trial with no loss ranks last)."""
+
+    def current(name: str) -> float:
+        losses = curves[name].losses
+        return losses[-1] if losses and math.isfinite(losses[-1]) else math.inf
+
+    order = sorted(curves, key=lambda name: (current(name), name))
+    kept = set(order[: math.ceil(len(order) / eta)])
+    return {name: {"current": current(name), "kept": len(kept), "stop": name not in kept} for name in curves}
+
+
+def decide(rule: str, curves: dict[str, Curve], eta: int, seed: int = 0) -> dict[str, dict]:
+    if rule == "curve":
+        return decide_curve(curves, seed)
+    if rule == "halving":
+        return decide_halving(curves, eta)
+    raise ValueError(f"tuning.early_stop must be one of {', '.join(RULES)}, got {rule!r}")
+
+
+def check(tuning: dict) -> None:
+    """The early-stopping settings, refused in one line (ValueError) before anything runs."""
+    rule, rungs, eta = tuning.get("early_stop", "none"), tuning.get("rungs"), tuning.get("eta")
+    if rule not in RULES:
+        raise ValueError(f"tuning.early_stop must be one of {', '.join(RULES)}, got {rule!r}")
+    if rule == "none":
+        return
+    if tuning["protocol"] != "random":
+        raise ValueError(f"tuning.early_stop={rule} works with tuning=random only, not {tuning['protocol']}")
+    numbers = isinstance(rungs, list) and rungs and all(isinstance(r, (int, float)) for r in rungs)
+    if not numbers or not all(0 < r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
+        raise ValueError(f"tuning.rungs must be increasing fractions of the budget in (0, 1), got {rungs!r}")
+    if rule == "halving" and (isinstance(eta, bool) or not isinstance(eta, int) or eta < 2):
+        raise ValueError(f"tuning.eta must be an integer >= 2 (halving keeps the best 1/eta), got {eta!r}")

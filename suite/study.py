@@ -411,7 +411,7 @@ class Study:
         spent, budgets = 0, []
         for config in self.configs.values():
             summary = read_json(self.run_dir(config, 0) / SUMMARY)
-            if not summary:  # (the defaults of a random search run on the scoring seeds only)
+            if not (summary or {}).get("budget"):  # (the defaults of a random search run on the scoring seeds only)
                 continue
             budgets.append(summary["budget"]["steps"])
             rung = self.stopped(config)  # (another study may have continued it since)

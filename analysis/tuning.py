@@ -15,6 +15,8 @@ learning algorithms?'), scored leave-one-workload-out, and the expected best res
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from scipy.special import comb
@@ -141,12 +143,38 @@ def config_results(trials: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+class TieBreak:
+    """A configuration's hyperparameters as the sweep orders tied configurations (suite/protocols.best_of: by the
+    sorted (name, value) pairs, values compared as numbers: 5.6e-07 before 4.2e-05, which as text sort the
+    other way), so that the analysis selects the configuration the sweep selected and scored."""
+
+    def __init__(self, hparams: str):
+        try:
+            parsed = json.loads(hparams)
+        except ValueError:
+            parsed = None
+        self.items = sorted(parsed.items()) if isinstance(parsed, dict) else [("", hparams)]  # (free text: as text)
+
+    def __lt__(self, other: TieBreak) -> bool:
+        for (name, value), (other_name, other_value) in zip(self.items, other.items, strict=False):
+            if name != other_name:
+                return name < other_name
+            if value != other_value:
+                try:
+                    return value < other_value
+                except TypeError:
+                    return str(value) < str(other_value)
+        return len(self.items) < len(other.items)
+
+
 def selection(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (task, optimizer): the tuned configuration (best on the search seed), how many configurations the search
     compared, and the defaults' configuration (when a trial ran them)."""
     configs = config_results(trials)
     tried = configs.groupby(CELL).size().rename("configs_tried")
-    best = configs.sort_values([*CELL, "score", "hparams"]).groupby(CELL).head(1).set_index(CELL)
+    position = {h: i for i, h in enumerate(sorted(set(configs.hparams), key=TieBreak))}
+    ranked = configs.assign(tie=configs.hparams.map(position))  # (ties broken as the sweep breaks them)
+    best = ranked.sort_values([*CELL, "score", "tie"]).groupby(CELL).head(1).set_index(CELL)
     finished = compared(trials)
     defaults = finished[finished.default].groupby(CELL).hparams.first().rename("default_hparams")
     columns = ["workload", "budget_tokens", "hparams", "search_seed", "score", "rank_score"]

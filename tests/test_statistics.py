@@ -85,6 +85,22 @@ def test_a_diverged_default_is_reported_as_rescued_not_left_blank():
     assert single.note.iloc[0].startswith("not measured: no scoring seed")
 
 
+def test_a_tie_on_the_search_seed_is_broken_as_the_sweep_breaks_it():
+    """Two configurations tie on seed 0 (cnn_digits' accuracy moves in steps of one image); the sweep keeps the one
+    whose values sort first as numbers (5.6e-07 before 4.2e-05) and scores it on seeds 1 and 2. The analysis must
+    pick the same one, not the one whose text sorts first ('4.2e-05' < '5.6e-07'), which has no scoring seed."""
+    small, large = json.dumps({"reps_rel": 5.56684e-07}), json.dumps({"reps_rel": 4.17454e-05})
+    cells = [
+        {"hparams": large, "seed": 0, "final_metric": 0.99},
+        {"hparams": small, "seed": 0, "final_metric": 0.99},
+        {"hparams": small, "seed": 1, "final_metric": 0.98},
+        {"hparams": small, "seed": 2, "final_metric": 0.97},
+    ]
+    frame = trials_frame(rows_of(cells, optimizer="dog", workload="w", lower_is_better=False))
+    tuned = tuned_results(frame).iloc[0]
+    assert tuned.hparams == small and not tuned.in_sample and tuned.seeds == 2
+
+
 # --- 3. Friedman / Nemenyi: independent workloads are the blocks ------------------------------------------------
 def four_optimizers_two_workloads_four_budgets(agree=True):
     cells = []

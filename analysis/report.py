@@ -42,6 +42,7 @@ from analysis.tuning import (
     tuned_vs_default,
     tuning_cost,
 )
+from suite.layout import PAUSED, STOPPED_EARLY
 
 PROVENANCE = {
     "provenance.data_fingerprint": "data fingerprints",
@@ -679,9 +680,16 @@ class Report:
 
     def failed_section(self) -> Section:
         section = Section("Failed trials")
-        failed = self.trials[~self.trials.status.isin(("completed", "diverged"))]
+        unfinished = self.trials[~self.trials.status.isin(("completed", "diverged"))]
+        held = unfinished.status.isin((PAUSED, STOPPED_EARLY))
+        failed = unfinished[~held]
+        if held.any():
+            section.text.append(
+                f"{int(held.sum())} trial(s) were stopped early or paused at a rung by a tuning protocol (statuses "
+                f"{STOPPED_EARLY}, {PAUSED}): partial runs by design, left out of every table and figure, not failures."
+            )
         if failed.empty:
-            section.text.append("None: every trial completed or diverged.")
+            section.text.append("None: every " + ("other " if held.any() else "") + "trial completed or diverged.")
             return section
         section.text.append(
             f"{len(failed)} trial(s) did not finish; they are missing from every table and figure above."

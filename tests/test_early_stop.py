@@ -131,7 +131,6 @@ def test_a_paused_trial_continues_bitwise_as_if_never_paused(tmp_path):
     assert cli([*QUAD, f"results_dir={whole}"]).returncode == 0
     assert read_summary(run)["status"] == "completed" and not (run / "checkpoint.pt").exists()
     assert without_time(read_metrics(run)) == without_time(read_metrics(only_run_dir(whole)))
-    assert cli([*QUAD, f"results_dir={tmp_path}", "pause_at=1.5"]).stderr.strip().startswith("error: pause_at must")
 
 
 def test_a_sweep_in_rungs_stops_trials_keeps_their_checkpoints_and_a_rerun_launches_nothing(tmp_path):
@@ -141,7 +140,7 @@ def test_a_sweep_in_rungs_stops_trials_keeps_their_checkpoints_and_a_rerun_launc
         "tuning=random",
         "tuning.trials=4",
         "tuning.early_stop=halving",
-        "cluster.slots=1",
+        "cluster.slots=2",
         f"results_dir={tmp_path}",
     ]
     done = sweep(*args)
@@ -161,6 +160,9 @@ def test_a_sweep_in_rungs_stops_trials_keeps_their_checkpoints_and_a_rerun_launc
     assert study["budget"]["search_steps"] == 4 * 10 + 2 * 10 + 20 < study["budget"]["search_steps_full"] == 4 * 40
     again = sweep(*args)
     assert again.returncode == 0 and "round" not in again.stdout
+    assert analysis_main(["report", str(tmp_path), "--out", str(tmp_path / "early")]) == 0
+    early = (tmp_path / "early" / "leaderboard.md").read_text()
+    assert "3 trial(s) were stopped early" in early and "None: every other trial completed" in early  # not failed
     # full random search over the same configurations continues the stopped trials from their checkpoints ...
     whole = sweep(*args[:-3], "tuning.early_stop=none", "tuning.name=full", *args[-2:])
     assert whole.returncode == 0, whole.stdout + whole.stderr
@@ -178,15 +180,15 @@ def test_a_sweep_in_rungs_stops_trials_keeps_their_checkpoints_and_a_rerun_launc
 
 
 def test_predict_reports_the_error_of_a_real_lm_tiny_prefix(tmp_path, capsys):
-    budget = ["workload.tokens=65536"]  # 32 steps, an evaluation every 2: 8 in the first half
+    budget = ["workload.tokens=32768"]  # 16 steps, an evaluation every 2: 6 in the first three quarters
     assert cli([*FAST, *budget, f"results_dir={tmp_path}"], timeout=600).returncode == 0
     out = tmp_path / "predict.csv"
-    assert analysis_main(["predict", str(tmp_path), "--at", "0.5", "--out", str(out)]) == 0
+    assert analysis_main(["predict", str(tmp_path), "--at", "0.75", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "median_abs_relative_error" in printed and out.with_suffix(".png").is_file()
     row = pd.read_csv(out).iloc[0]  # the prediction and the truth it is judged against
-    print(f"lm_tiny, 32 steps, predicted from 16: {row['predicted']:.4f} vs {row['actual']:.4f}")
-    assert math.isfinite(row["predicted"]) and row["points"] == 8
+    print(f"lm_tiny, 16 steps, predicted from 12: {row['predicted']:.4f} vs {row['actual']:.4f}")
+    assert math.isfinite(row["predicted"]) and row["points"] == 6
     assert analysis_main(["predict", str(tmp_path), "--at", "1.5"]) == 2
 
 

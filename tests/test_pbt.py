@@ -83,7 +83,7 @@ def population(results) -> dict:
 
 
 def test_pbt_moves_the_learning_rate_toward_the_optimum_records_lineage_and_survives_a_kill(tmp_path):
-    args = [*QUAD, "tuning=pbt", "tuning.population=4", "cluster.slots=1"]
+    args = [*QUAD, "tuning=pbt", "tuning.population=4", "cluster.slots=2"]
     whole = sweep(*args, f"results_dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stdout + whole.stderr
     study = json.loads((tmp_path / "whole" / "quadratic" / "adamw" / "study-pbt" / "study.json").read_text())
@@ -97,7 +97,7 @@ def test_pbt_moves_the_learning_rate_toward_the_optimum_records_lineage_and_surv
     assert "Population Based Training: the winning paths" in (tmp_path / "report" / "leaderboard.md").read_text()
     assert len(paths) == 1 + len(lineage)
     # the tuned optimum: random search over the same space at the same budget
-    tuned = sweep(*QUAD, "tuning=random", "tuning.trials=8", "cluster.slots=1", f"results_dir={tmp_path / 'rs'}")
+    tuned = sweep(*QUAD, "tuning=random", "tuning.trials=8", "cluster.slots=2", f"results_dir={tmp_path / 'rs'}")
     assert tuned.returncode == 0
     optimum = math.log(json.loads(next((tmp_path / "rs").rglob("study.json")).read_text())["best"]["config"]["lr"])
     first = [math.log(m["lineage"][0]["config"]["lr"]) for m in members]

@@ -3,7 +3,8 @@ rule (`tuning.early_stop=curve|halving`) saves against full random search and wh
 
     python -m suite.sweep optimizer=adamw workload=W eval_every=E tuning=random tuning.trials=48 tuning.seeds=3 \\
         tuning.name=pool results_dir=DIR          # a pool of 48 configurations run to the end (+ seed noise)
-    python bench/early_stop.py DIR --workload W [--searches 10] [--trials 16] [--rungs 0.25,0.5] [--eta 2]
+    python bench/early_stop.py DIR/W/adamw/study-pool[-<tokens>tokens] [--searches 10] [--trials 16] \\
+        [--rungs 0.25,0.5] [--eta 2]
 
 Each search draws `trials` configurations of the pool (a seeded draw per search) and is replayed twice: in full,
 and in rungs, where at each rung the rule decides on the curves' prefixes exactly as a sweep in rungs does
@@ -18,6 +19,7 @@ the pool's best configuration over seeds 0-2, the seeds a sweep with tuning.seed
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -28,27 +30,32 @@ import yaml
 
 from analysis.predict import error_summary, predictions
 from suite.early_stop import decide, pause_step, run_curve
-from suite.layout import CONFIG, SUMMARY
+from suite.layout import CONFIG, STUDY, SUMMARY
 from suite.records import read_json
 
 
-def pool(results: Path, workload: str, rungs: list[float]) -> tuple[dict[str, dict], float]:
-    """The pool's seed-0 runs by trial id (steps run, final loss, where each rung pauses it, its prefix there) and
-    the seed sd of the final loss of the best configuration run on several seeds."""
+def pool(study: Path, rungs: list[float]) -> tuple[dict[str, dict], float]:
+    """The pool study's seed-0 runs by trial (steps run, final loss, where each rung pauses it, its prefix there)
+    and the seed sd of the final loss of its best configuration, run on several seeds."""
     runs, by_config = {}, {}
-    for summary_path in sorted((results / workload).glob("*/*/seed*/" + SUMMARY)):
-        directory = summary_path.parent
-        summary = read_json(summary_path) or {}
+    for trial in json.loads((study / STUDY).read_text())["trials"]:
+        directory = Path(trial["run_dir"])
+        summary = read_json(directory / SUMMARY) or {}
         if summary.get("status") not in ("completed", "diverged"):
             continue
         final = run_curve(directory).losses[-1] if summary["status"] == "completed" else math.inf
-        trial = directory.parent.name
-        by_config.setdefault(trial, []).append(final)
-        if summary["seed"] == 0:
+        by_config.setdefault(trial["trial"], []).append(final)
+        if trial["seed"] == 0:
             eval_every = yaml.safe_load((directory / CONFIG).read_text())["eval_every"]
             pauses = {r: pause_step(r, summary["budget"]["steps"], eval_every) for r in rungs}
             prefixes = {r: run_curve(directory, r) for r in rungs}
-            runs[trial] = {"steps": summary["steps"], "final": final, "pauses": pauses, "prefixes": prefixes}
+            runs[trial["trial"]] = {
+                "steps": summary["steps"],
+                "final": final,
+                "pauses": pauses,
+                "prefixes": prefixes,
+                "directory": directory,
+            }
     repeated = [v for v in by_config.values() if len(v) > 1 and all(map(math.isfinite, v))]
     best = min(repeated, key=statistics.mean, default=None)
     return runs, statistics.stdev(best) if best else math.nan
@@ -76,27 +83,24 @@ def full(runs: dict[str, dict], names: list[str]) -> tuple[int, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", type=Path)
-    parser.add_argument("--workload", required=True)
+    parser.add_argument("study", type=Path, help="the pool's study directory (holding study.json)")
     parser.add_argument("--searches", type=int, default=10)
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--rungs", default="0.25,0.5")
     parser.add_argument("--eta", type=int, default=2)
     args = parser.parse_args()
     rungs = [float(r) for r in args.rungs.split(",")]
-    runs, sd = pool(args.results, args.workload, rungs)
+    runs, sd = pool(args.study, rungs)
+    workload = json.loads((args.study / STUDY).read_text())["workload"]
     if len(runs) < args.trials:
         print(
             f"error: {len(runs)} finished seed-0 runs in the pool, fewer than --trials {args.trials}", file=sys.stderr
         )
         return 2
     noise = 1.96 * math.sqrt(2) * sd
-    print(
-        f"{args.workload}: pool of {len(runs)} configurations; seed sd of the final loss {sd:.4g} -> noise {noise:.4g}"
-    )
+    print(f"{workload}: pool of {len(runs)} configurations; seed sd of the final loss {sd:.4g} -> noise {noise:.4g}")
     for at in rungs:
-        table, _ = predictions([args.results / args.workload], at)
-        table = table[table.seed == 0]
+        table, _ = predictions([run["directory"] for run in runs.values()], at)
         errors = error_summary(table).iloc[0]
         print(
             f"prediction from the first {at:.0%}: median |relative error| {errors.median_abs_relative_error:.4f}"

@@ -63,6 +63,9 @@ RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
 )
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # the optimizers' state is float32: a larger value overflows in their arithmetic
+
+
 def rule_for(key: str) -> Rule | None:
     return next((rule for patterns, rule in RULES if any(fnmatchcase(key, p) for p in patterns)), None)
 
@@ -79,7 +82,9 @@ def type_problem(value, default) -> str | None:
     if isinstance(default, int):
         return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
     if isinstance(default, float):
-        return None if _number(value) and math.isfinite(value) else "a finite number"
+        if not (_number(value) and math.isfinite(value)):
+            return "a finite number"
+        return None if abs(value) <= FLOAT32_MAX else "a number within float32's range (at most 3.4e38 in size)"
     if isinstance(default, str):
         return None if isinstance(value, str) else "a word"
     if isinstance(default, list) and all(isinstance(d, str) for d in default):  # a set of words: any length

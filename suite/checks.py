@@ -28,6 +28,7 @@ def check_group_choices(argv: list[str]) -> str | None:
 
 NULLABLE = ("tuning.max_trials",)  # settings whose null means "none" (no cap), whatever their default
 AUTOMATIC = ("workload.micro_batch_size",)  # settings that take `auto` whatever their default
+ANY_LENGTH = ("tuning.rungs",)  # lists of any length (checked by their owner: suite/early_stop.check)
 
 
 def check_overrides(argv: list[str]) -> str | None:
@@ -75,6 +76,8 @@ def check_overrides(argv: list[str]) -> str | None:
         if name.startswith("optimizer.") or override.is_sweep_override() or isinstance(default, str):
             continue  # (a word's default, like `auto`, may give way to a number)
         if (name in NULLABLE and override.value() is None) or (name in AUTOMATIC and override.value() == "auto"):
+            continue
+        if name in ANY_LENGTH and isinstance(override.value(), list):
             continue
         default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
         if type(default) is int and type(override.value()) is float:

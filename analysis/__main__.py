@@ -13,7 +13,7 @@ import yaml
 
 from analysis.collect import collect, companion_paths
 from analysis.fairness import fairness_table, verdict
-from analysis.figures import prediction_plot, save
+from analysis.figures import prediction_plot, save, transfer_plot
 from analysis.predict import error_summary, predictions
 from analysis.profile import median_times, performance_ratios, profile, score_cap, scores, study_times
 from analysis.protocols import comparison, study_table
@@ -23,6 +23,8 @@ from analysis.speedup import REQUIRED as SPEEDUP_COLUMNS
 from analysis.speedup import speedup_label, speedups
 from analysis.subset import select
 from analysis.tables import read_table, write_csv
+from analysis.transfer import fit as transfer_fit
+from analysis.transfer import predictions_table
 from analysis.tuning import TIME_COLUMNS, parse_rank_by, trials_frame, tuned_trials
 
 
@@ -190,6 +192,24 @@ def cmd_predict(args) -> None:
     print(f"-> {out}, {figure}")
 
 
+def cmd_transfer(args) -> None:
+    optima, laws, prediction = transfer_fit(args.studies, args.optimizer)
+    print(f"the optimum of each tuned task ({args.optimizer}):")
+    print(optima.drop(columns=["study"]).to_string(index=False))
+    print("\nfitted laws (log value = coefficients . [1, log N, log D]; 95% intervals):")
+    print(laws.to_string(index=False))
+    found = predictions_table(args.studies)
+    if not found.empty:
+        print("\npredictions against tuning (lost: the metric lost by the prediction, positive is worse):")
+        print(found.drop(columns=["study"]).to_string(index=False))
+    out = Path(args.out)
+    write_csv(optima, out)
+    write_csv(found, out.with_name(out.stem + "_predictions.csv"))
+    figure = out.with_suffix(".png")
+    save(transfer_plot(optima, prediction["laws"]["lr"], found), figure)
+    print(f"-> {out}, {figure}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--at", type=float, default=0.25, help="the fraction of the budget the prediction sees")
     p.add_argument("--out", default="predict.csv", help="the table; the figure goes beside it as .png")
     p.set_defaults(run=cmd_predict)
+    p = sub.add_parser("transfer", help="optimum lr per scale, its power-law fit, and predictions against tuning")
+    p.add_argument("studies", nargs="+", help="study directories, or directories holding them")
+    p.add_argument("--optimizer", default="adamw", help="whose tuned studies to fit")
+    p.add_argument("--out", default="transfer.csv", help="the optima; predictions and the figure go beside it")
+    p.set_defaults(run=cmd_transfer)
     args = parser.parse_args(argv)
     pd.set_option("display.width", 160)
     try:

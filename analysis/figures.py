@@ -5,6 +5,7 @@ curves stay distinguishable; constrained layout keeps labels and legends inside 
 from __future__ import annotations
 
 import itertools
+import math
 
 import matplotlib
 
@@ -218,6 +219,41 @@ def prediction_plot(table: pd.DataFrame, at: float) -> plt.Figure:
         ax.set(xlabel="actual final loss", ylabel=f"predicted from the first {at:.0%}", title=workload)
         ax.set_ylim(*focus(pd.concat([group.actual, group.predicted]), span, True))
     axes[0, 0].legend(fontsize=8)
+    return fig
+
+
+def transfer_plot(optima: pd.DataFrame, law: dict, predicted: pd.DataFrame) -> plt.Figure:
+    """The optimum lr of each tuned task (with its interval) against N (or D, when N does not vary), the fitted
+    power law through them, and each prediction with the local optimum found around it."""
+    axis = "N" if optima.N.nunique() > 1 else "D"
+    fig, axes = new_figure(5.5, 4)
+    ax = axes[0, 0]
+    has = optima.low.notna()
+    errors = np.vstack([(optima.lr - optima.low)[has], (optima.high - optima.lr)[has]])
+    ax.errorbar(optima[axis][has], optima.lr[has], yerr=errors, fmt="o", capsize=3, label="tuned optimum (vertex)")
+    if (~has).any():
+        ax.plot(optima[axis][~has], optima.lr[~has], "s", label="tuned optimum (best trial)")
+    span = np.geomspace(optima[axis].min(), max(optima[axis].max(), *(predicted.get(axis, pd.Series(dtype=float)))), 50)
+    other = "D" if axis == "N" else "N"
+    fixed = float(np.exp(np.log(optima[other]).mean()))
+    coef = dict(zip(law["terms"], law["coef"], strict=True))
+    line = [
+        math.exp(
+            coef.get("1", 0) + coef.get("log " + axis, 0) * math.log(x) + coef.get("log " + other, 0) * math.log(fixed)
+        )
+        for x in span
+    ]
+    ax.plot(span, line, "k--", lw=1, label="fitted power law")
+    if not predicted.empty and axis in predicted:
+        ax.plot(predicted[axis], predicted.predicted_lr, "^", label="predicted")
+        ax.plot(predicted[axis], predicted.local_optimum_lr, "v", label="local optimum around it")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=f"{axis} ({'non-embedding parameters' if axis == 'N' else 'training tokens'})",
+        ylabel="optimal lr",
+    )
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -32,6 +32,7 @@ from analysis.stats import (
     workload_ranks,
 )
 from analysis.tables import write_csv
+from analysis.transfer import predictions_table
 from analysis.tuning import (
     calibrated_default,
     compared,
@@ -229,6 +230,7 @@ class Report:
             self.tuning_cost_section(),
             *([self.protocols_section()] if self.compares_protocols() else []),
             *([self.pbt_section()] if not winning_paths(self.studies).empty else []),
+            *([self.transfer_section()] if self.predictions().shape[0] else []),
             self.throughput_section(),
             self.speedup_section(speedup),
             self.curves_section(),
@@ -454,6 +456,48 @@ class Report:
             "final metric is the selection's own (in-sample): a member's history is not rerun on other seeds."
         )
         section.tables.append(("pbt_paths", self.table("pbt_paths", winning_paths(self.studies))))
+        return section
+
+    def predictions(self) -> pd.DataFrame:
+        """The step_law and transfer studies read, each against tuning at its task (analysis/transfer.py)."""
+        return predictions_table(list(self.studies.study)) if "study" in self.studies else pd.DataFrame()
+
+    def transfer_section(self) -> Section:
+        section = Section("Hyperparameters predicted, not searched")
+        numbers = self.predictions()
+        section.text.append(
+            "Each configuration predicted without a search at its task: by the Step Law (Li et al. 2025, AdamW on "
+            "language models: lr and batch size from N and D) or by a power law fitted through the optima of tuned "
+            "studies at other scales (tuning=transfer). `ratio`: the predicted lr over the local optimum, the "
+            "vertex of a quadratic in log lr through the prediction and its checks (×½, ×2, ...; selection seed). "
+            "`lost`: the prediction's final metric minus the tuned study's best at the same task, both on their "
+            "scoring seeds, with a Welch 95% interval (positive: the prediction is worse; oriented so for every "
+            "metric). `in range`: the task lies inside what the law was fitted on (the Step Law's 60M-1B "
+            "parameters and up to 100B tokens; the tuned tasks' N and D)."
+        )
+        shown = numbers.assign(
+            predicted=[
+                with_interval(r.predicted, r.predicted_low, r.predicted_high, r.seeds) for r in numbers.itertuples()
+            ],
+            lost=[with_interval(r.lost, r.lost_low, r.lost_high) for r in numbers.itertuples()],
+        )[
+            [
+                "workload",
+                "budget",
+                "optimizer",
+                "protocol",
+                "predicted_lr",
+                "local_optimum_lr",
+                "ratio",
+                "tuned_lr",
+                "metric",
+                "predicted",
+                "tuned",
+                "lost",
+                "in_range",
+            ]
+        ]
+        section.tables.append(("predictions", self.table("predictions", shown)))
         return section
 
     def throughput_section(self) -> Section:

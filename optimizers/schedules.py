@@ -53,6 +53,15 @@ def power(
     return at_start * min_lr_ratio ** ((t - start) / decay_fraction)
 
 
+def refined(t: float, min_lr_ratio: float, *, weights: tuple[float, ...]) -> float:
+    """Refined (Defazio et al. 2023, suite/refined.py): the multipliers the harness refined from an earlier run's
+    gradient norms, one per step after warmup (peak 1, the last 0), scaled into [min_lr_ratio, 1]."""
+    at = t * (len(weights) - 1)
+    i = min(int(at), len(weights) - 2) if len(weights) > 1 else 0
+    value = weights[i] if len(weights) == 1 else weights[i] + (at - i) * (weights[i + 1] - weights[i])
+    return min_lr_ratio + (1 - min_lr_ratio) * value
+
+
 SCHEDULES: dict[str, Callable[..., float]] = {
     "constant": constant,
     "cosine": cosine,
@@ -60,10 +69,13 @@ SCHEDULES: dict[str, Callable[..., float]] = {
     "wsd": wsd,
     "rex": rex,
     "power": power,
+    "refined": refined,
 }
 
 COMMON_KEYS = ("name", "warmup", "min_lr_ratio")
-HARNESS_KEYS = ("tokens", "decay_tokens", "peak_lr")  # supplied by the harness, never by the config
+HARNESS_KEYS = ("tokens", "decay_tokens", "peak_lr", "weights")  # supplied by the harness, never by the config
+SOURCE_KEYS = {"refined": ("from", "smoothing", "norm")}  # config keys the harness builds `weights` from
+NORM_CHOICES = ("auto", "l1", "l2")
 
 
 @functools.cache
@@ -73,7 +85,9 @@ def schedule_params(name: str) -> tuple[str, ...]:
 
 
 def config_keys(name: str) -> set[str]:
-    return set(COMMON_KEYS) | {p for p in schedule_params(name) if p not in HARNESS_KEYS}
+    return (
+        set(COMMON_KEYS) | set(SOURCE_KEYS.get(name, ())) | {p for p in schedule_params(name) if p not in HARNESS_KEYS}
+    )
 
 
 def validate(cfg: Mapping) -> None:
@@ -89,6 +103,16 @@ def validate(cfg: Mapping) -> None:
         raise ValueError(f"schedule.min_lr_ratio must lie in [0, 1], got {cfg['min_lr_ratio']}")
     if "decay_fraction" in cfg and not 0 < cfg["decay_fraction"] <= 1:
         raise ValueError(f"schedule.decay_fraction must lie in (0, 1], got {cfg['decay_fraction']}")
+    if cfg["name"] == "refined":
+        if not isinstance(cfg.get("from"), str) or not cfg["from"]:
+            raise ValueError("schedule refined needs schedule.from=<run dir>: the earlier run of this task to refine")
+        if isinstance(cfg["smoothing"], bool) or not isinstance(cfg["smoothing"], int | float):
+            raise ValueError(f"schedule.smoothing is a fraction of the steps in [0, 1), got {cfg['smoothing']!r}")
+        if not 0 <= cfg["smoothing"] < 1 or cfg["norm"] not in NORM_CHOICES:
+            raise ValueError(
+                f"schedule refined needs smoothing in [0, 1) and norm one of {', '.join(NORM_CHOICES)}, "
+                f"got {cfg['smoothing']!r} and {cfg['norm']!r}"
+            )
     if cfg["name"] == "power" and not (cfg["a"] > 0 and cfg["b"] < 0 and cfg["min_lr_ratio"] > 0):
         raise ValueError("schedule power needs a > 0, b < 0 and min_lr_ratio > 0 (its decay is exponential)")
 
@@ -97,13 +121,25 @@ def warmup_steps(total_steps: int, cfg: Mapping) -> int:
     return math.floor(cfg["warmup"] * total_steps)
 
 
-def lr_multiplier(step: int, total_steps: int, cfg: Mapping, tokens_per_step: int = 1, peak_lr: float = 1.0) -> float:
+def lr_multiplier(
+    step: int,
+    total_steps: int,
+    cfg: Mapping,
+    tokens_per_step: int = 1,
+    peak_lr: float = 1.0,
+    weights: tuple[float, ...] | None = None,
+) -> float:
     """Multiplier for the update at `step` (0-based): linear warmup over the first `warmup` fraction of the
     steps, then the named schedule over the rest, reaching its final value on the last step. `tokens_per_step`
-    and `peak_lr` matter only to schedules defined in tokens and absolute lr (power)."""
+    and `peak_lr` matter only to schedules defined in tokens and absolute lr (power), `weights` only to refined
+    (suite/refined.py builds them)."""
     warmup = warmup_steps(total_steps, cfg)
     fn = SCHEDULES[cfg["name"]]
-    params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
+    params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS and k not in SOURCE_KEYS.get(cfg["name"], ())}
+    if "weights" in schedule_params(cfg["name"]):
+        if weights is None:
+            raise ValueError("schedule refined needs its weights (suite/refined.py builds them from schedule.from)")
+        params["weights"] = weights
     in_tokens = "tokens" in schedule_params(cfg["name"])
     if in_tokens:
         decay_start = warmup + math.floor((1 - cfg["decay_fraction"]) * (total_steps - warmup - 1))

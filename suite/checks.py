@@ -28,7 +28,7 @@ def check_group_choices(argv: list[str]) -> str | None:
 
 NULLABLE = ("tuning.max_trials",)  # settings whose null means "none" (no cap), whatever their default
 AUTOMATIC = ("workload.micro_batch_size",)  # settings that take `auto` whatever their default
-ANY_LENGTH = ("tuning.rungs",)  # lists of any length (checked by their owner: suite/early_stop.check)
+ANY_LENGTH = ("tuning.rungs", "tuning.from")  # lists of any length (checked by their owners)
 
 
 def check_overrides(argv: list[str]) -> str | None:

@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from optimizers import schedules
+from suite import refined
 from suite.curve_law import predict_final
 from suite.layout import CONFIG, METRICS, SUMMARY
 from suite.records import read_json, read_jsonl
@@ -37,10 +38,13 @@ def pause_step(fraction: float, steps: int, eval_every: int) -> int | None:
     return step if step < steps else None
 
 
-def multipliers(steps: int, schedule: dict, tokens_per_step: int = 1, peak_lr: float = 1.0) -> np.ndarray:
-    """The schedule's learning-rate multiplier of every step of the budget."""
+def multipliers(
+    steps: int, schedule: dict, tokens_per_step: int = 1, peak_lr: float = 1.0, weights: tuple | None = None
+) -> np.ndarray:
+    """The schedule's learning-rate multiplier of every step of the budget (`weights`: a refined schedule's)."""
     return np.array(
-        [schedules.lr_multiplier(i, steps, schedule, tokens_per_step, peak_lr) for i in range(steps)], dtype=float
+        [schedules.lr_multiplier(i, steps, schedule, tokens_per_step, peak_lr, weights) for i in range(steps)],
+        dtype=float,
     )
 
 
@@ -65,7 +69,8 @@ def run_curve(directory: Path, fraction: float | None = None) -> Curve:
     cfg = yaml.safe_load((directory / CONFIG).read_text())
     budget = (read_json(directory / SUMMARY) or {})["budget"]
     steps = budget["steps"]
-    schedule = multipliers(steps, cfg["schedule"], budget["tokens"] // steps, cfg["optimizer"].get("lr", 1.0))
+    extra = refined.schedule_arguments(cfg, steps, schedules.warmup_steps(steps, cfg["schedule"]))
+    schedule = multipliers(steps, cfg["schedule"], budget["tokens"] // steps, cfg["optimizer"].get("lr", 1.0), **extra)
     until = steps if fraction is None else pause_step(fraction, steps, cfg["eval_every"]) or steps
     points, losses = prefix(read_jsonl(directory / METRICS), until)
     return Curve(points, losses, schedule)

@@ -85,7 +85,15 @@ def trial_definition(cfg: dict) -> dict:
     defining["optimizer"] = {k: v for k, v in (cfg.get("optimizer") or {}).items() if k not in NOT_IN_TRIAL_ID}
     if defining["init_from"] is None:
         del defining["init_from"]
+    schedule = defining["schedule"]
+    if isinstance(schedule, dict) and schedule.get("from"):  # a refined schedule: its source run, by identity
+        defining["schedule"] = {**schedule, "from": run_identity(schedule["from"])}
     return defining
+
+
+def run_identity(directory) -> str:
+    """A run directory as <workload>/<optimizer>/<trial id>/seed<N>, wherever its results directory lies."""
+    return "/".join(Path(str(directory)).expanduser().parts[-4:])
 
 
 def trial_id(cfg: dict) -> str:

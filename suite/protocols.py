@@ -2,8 +2,10 @@
 processes: suite/study.py keeps a study's state, suite/sweep.py runs it). `default` (the authors' defaults),
 `random` (scrambled quasi-random points), `grid` (a Cartesian grid) and `coordinate_descent` ('Fantastic
 Pretraining Optimizers': from the defaults, change one hyperparameter at a time over its grid, move to the best,
-repeat until no single change helps). Early stopping (suite/early_stop.py) and Population Based Training
-(suite/pbt.py) decide on partial curves and keep state between rounds; the study runs them."""
+repeat until no single change helps), `step_law` (one configuration predicted by the Step Law) and `transfer`
+(one predicted from tuned studies at other scales, with checks around it). Early stopping (suite/early_stop.py)
+and Population Based Training (suite/pbt.py) decide on partial curves and keep state between rounds; the study
+runs them."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from optimizers.hparams import rule_for
+from suite.transfer import checks
 
 Config = dict[str, float]  # search-space key (`lr`, `betas.1`) -> value
 
@@ -131,11 +134,19 @@ def plan_coordinate_descent(
     return neighbours(dict(best), space, settings["grid_points"])
 
 
+def plan_transfer(start: Config, results: dict[tuple, float], space: list[Dim], settings: dict) -> list[Config]:
+    """The configuration predicted from other scales (the study's start: suite/transfer.py) and `check` others
+    around it, its lr x1/2, x2, x1/4, ..., so the local optimum can be told from the prediction."""
+    return [start, *checks(start, settings["check"])]
+
+
 PLANNERS: dict[str, Callable[[Config, dict, list[Dim], dict], list[Config]]] = {
     "default": plan_default,
     "random": plan_random,
     "grid": plan_grid,
     "coordinate_descent": plan_coordinate_descent,
+    "step_law": plan_default,  # one configuration: the Step Law's (the study's start: suite/step_law.py)
+    "transfer": plan_transfer,
 }
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from optimizers.hparams import check_values, hyperparameters, validate_search_space
-from suite import declared_hyperparameters, early_stop, pbt
+from suite import declared_hyperparameters, early_stop, pbt, step_law, transfer
 from suite.layout import (
     CHECKPOINT,
     FINISHED,
@@ -90,7 +90,20 @@ class Study:
             raise ValueError("--force cannot rerun a study in rungs (tuning.early_stop); give it a new tuning.name")
         self.rule = self.tuning.get("early_stop", "none")
         self.pause_at: float | None = None  # where the trials of the latest batch pause (a rung), or None
+        self.law: dict | None = None  # step_law: the law's values and their rounding (suite/step_law.py)
+        self.prediction: dict | None = None  # transfer: the fitted laws and the prediction (suite/transfer.py)
+        if self.tuning["protocol"] == "step_law":
+            step_law.check(optimizer, cfg["workload"], overrides)
+            self.law = step_law.plan(cfg["workload"])
+            self.cfg = cfg = copy.deepcopy(cfg)
+            cfg["workload"].update(batch_size=self.law["batch_size"], micro_batch_size=self.law["micro_batch_size"])
+            self.overrides = overrides = [*overrides, *step_law.overrides(self.law)]
         self.start: Config = {d.key: value_of(hyperparameters(cfg["optimizer"]), d.key) for d in self.space}
+        if self.law:
+            self.start["lr"] = self.law["lr"]
+        if self.tuning["protocol"] == "transfer":
+            self.prediction = self.predicted(cfg)
+            self.start.update({k: v for k, v in self.prediction["config"].items() if k in self.start})
         budget = next((o.partition("=")[2] for o in overrides if o.startswith("workload.tokens=")), None)
         self.directory = study_dir(cfg["results_dir"], workload, optimizer, self.tuning["name"], budget)
         self.configs: dict[tuple, Config] = {}  # every configuration proposed so far
@@ -100,6 +113,17 @@ class Study:
         self.decisions: dict[str, dict] = {}  # rung (as text) -> {trial name -> decision}, from early_stop.json
         self.population: dict | None = None  # PBT: generation, members with lineage, replaced; population.json
         self.load()
+
+    def predicted(self, cfg: dict) -> dict:
+        """tuning=transfer: the configuration fitted from tuned studies at other scales, at this task's (N, D)."""
+        transfer.check_settings(self.tuning)
+        if "lr" not in {d.key for d in self.space}:
+            raise ValueError(f"tuning=transfer predicts lr, which {self.optimizer}'s search space does not hold")
+        sources = self.tuning["from"]
+        tasks = transfer.load_tasks([sources] if isinstance(sources, str) else list(sources), self.optimizer)
+        if {d.key for d in self.space} != tasks[0]["space"].keys():
+            raise ValueError("tuning.from: the studies searched other hyperparameters than this study's search space")
+        return transfer.predict(tasks, *transfer.task_scale(cfg["workload"]))
 
     def settings(self) -> dict:
         """What defines the study: a study directory holding other settings is refused, never overwritten."""
@@ -480,6 +504,10 @@ class Study:
         }
         if self.population:
             study["population"] = self.population
+        if self.law:
+            study["step_law"] = self.law
+        if self.prediction:
+            study["transfer"] = self.prediction
         if best:
             config = dict(best[0])
             mine = [t for t in trials if t["trial"] == trial_name(config) and t["score"] is not None]

@@ -112,9 +112,10 @@ def train_step(
     autocast: torch.autocast,
     grad_clip: float,
     ranks: Ranks = SINGLE,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step with gradient accumulation over the workload's micro-batches; returns the mean loss (of
-    this rank's slice of the batch under DDP, which averages the gradients over the ranks)."""
+    this rank's slice of the batch under DDP, which averages the gradients over the ranks) and the gradient's l2
+    and l1 norms before clipping (on the device: read at logged steps only, refined schedules use them)."""
     hessian = opt.spec.hessian_step is not None and opt.spec.hessian_step(opt.optimizer)
     # Hessian-vector products differentiate the backward pass; only the math attention kernel supports that.
     kernel = sdpa_kernel(SDPBackend.MATH) if hessian else contextlib.nullcontext()
@@ -128,13 +129,17 @@ def train_step(
                 loss = workload.loss(model, micro)
             (loss / parts).backward(create_graph=hessian)
             total += loss.detach()
-    if grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    with torch.no_grad():
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        l2 = nn.utils.get_total_norm(grads, 2.0)
+        norms = torch.stack([l2, nn.utils.get_total_norm(grads, 1.0)])
+        if grad_clip > 0:
+            nn.utils.clip_grads_with_norm_(model.parameters(), grad_clip, l2)
     opt.optimizer.step()
     opt.optimizer.zero_grad(set_to_none=True)
     if opt.averager:
         opt.averager.step()
-    return total / parts
+    return total / parts, norms
 
 
 @torch.no_grad()
@@ -188,6 +193,8 @@ def train(
     out = Outcome(**resume["outcome"]) if resume else Outcome()
     first_loss: float | None = resume["first_loss"] if resume else None
     rows: list[dict] = list(resume["metrics"]) if resume else []
+    # the (l2, l1) gradient norms of each step since the last logged row, logged with it
+    norms: list[torch.Tensor] = [torch.tensor(n, device=device) for n in (resume or {}).get("norms", [])]
     metric = workload.primary_metric
     clock = Clock(device, resume["train_time_s"] if resume else 0.0)
     start = resume["step"] if resume else 0
@@ -200,7 +207,8 @@ def train(
             warmup.start()
         lr = opt.set_lr(step)
         batch = to_device(workload.train_batch(step, settings.data_seed), device)
-        loss = train_step(model, opt, workload, batch, autocast, settings.grad_clip, settings.ranks)
+        loss, step_norms = train_step(model, opt, workload, batch, autocast, settings.grad_clip, settings.ranks)
+        norms.append(step_norms)
         done = step + 1
         if step == start:
             out.untimed_steps += 1
@@ -213,6 +221,9 @@ def train(
             out.train_time_s = clock.elapsed()
             row = {"step": done, "tokens": out.tokens, "train_time_s": out.train_time_s}
             row.update(train_loss=loss_value, lr=lr)
+            logged = torch.stack(norms).tolist()
+            row.update(grad_norms=[n[0] for n in logged], grad_norms_l1=[n[1] for n in logged])
+            norms.clear()
             first_loss = loss_value if first_loss is None else first_loss
             if not math.isfinite(loss_value) or loss_value > settings.divergence_factor * first_loss:
                 out.status = "diverged"
@@ -246,7 +257,8 @@ def train(
         if save_checkpoint and done < settings.steps and (periodic or preempted or pause):
             clock.pause()
             opt.eval_mode()  # Schedule-Free: checkpoint the evaluation weights, as its authors advise
-            state = {"step": done, "outcome": asdict(out), "first_loss": first_loss, "metrics": rows}
+            pending = torch.stack(norms).tolist() if norms else []
+            state = {"step": done, "outcome": asdict(out), "first_loss": first_loss, "metrics": rows, "norms": pending}
             save_checkpoint({**state, "train_time_s": clock.elapsed()})
             opt.train_mode()
             clock.start()

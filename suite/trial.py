@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from optimizers import get_spec, schedules
 from optimizers.hparams import hyperparameters, validate, validate_search_space
 from optimizers.spec import BuildContext, OptimizerSpec
-from suite import checkpoint, declared_hyperparameters, distributed, early_stop, micro_batch, rng, throughput
+from suite import checkpoint, declared_hyperparameters, distributed, early_stop, micro_batch, refined, rng, throughput
 from suite.checkpoint import Preemption
 from suite.layout import (
     CHECKPOINT,
@@ -60,6 +60,7 @@ class Plan:
     ranks: distributed.Ranks
     precision: str  # fp32 or bf16, `precision=auto` resolved
     compiled: bool  # `compile=auto` resolved
+    schedule_args: dict  # what lr_multiplier needs beyond the schedule's config (a refined schedule's weights)
 
     @property
     def pause_step(self) -> int | None:
@@ -152,7 +153,9 @@ def prepare(cfg: dict) -> Plan:
     cuda = device.type == "cuda"
     precision = (workload.cuda_precision if cuda else "fp32") if cfg["precision"] == "auto" else cfg["precision"]
     compiled = cuda if cfg["compile"] == "auto" else cfg["compile"]
-    return Plan(cfg, spec, workload, device, run_dir(cfg), ranks, precision, compiled)
+    warmup = schedules.warmup_steps(workload.steps, cfg["schedule"])
+    schedule_args = refined.schedule_arguments(cfg, workload.steps, warmup)  # (a refined schedule's source, checked)
+    return Plan(cfg, spec, workload, device, run_dir(cfg), ranks, precision, compiled, schedule_args)
 
 
 def step_fits(plan: Plan, micro: int) -> bool:
@@ -165,7 +168,7 @@ def step_fits(plan: Plan, micro: int) -> bool:
     model = opt = None
     try:
         model = workload.build_model(cfg["seed"]).to(device)
-        opt = build_optimization(plan.spec, cfg, model, workload)
+        opt = build_optimization(plan.spec, cfg, model, workload, plan.schedule_args)
         batch = to_device(workload.train_batch(0, cfg["data_seed"]), device)
         train_step(model, opt, workload, batch, autocast, cfg["grad_clip"])
         return True
@@ -221,7 +224,9 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def build_optimization(spec: OptimizerSpec, cfg: dict, model, workload: Workload) -> Optimization:
+def build_optimization(
+    spec: OptimizerSpec, cfg: dict, model, workload: Workload, schedule_args: dict | None = None
+) -> Optimization:
     """The optimizer over the model's role-tagged parameters, its schedule and (if the spec asks) its averager."""
     warmup_steps = schedules.warmup_steps(workload.steps, cfg["schedule"])
     batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -237,6 +242,7 @@ def build_optimization(spec: OptimizerSpec, cfg: dict, model, workload: Workload
             cfg=cfg["schedule"],
             tokens_per_step=workload.tokens_per_step,
             peak_lr=optimizer.param_groups[0]["lr"],
+            **(schedule_args or {}),
         ),
         averager=spec.averager(model) if spec.averager else None,
     )
@@ -291,7 +297,7 @@ def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preempti
     rng.seed_all(cfg["seed"])  # generators some optimizers draw from (numpy's for PSGD Kron)
     model = workload.build_model(cfg["seed"]).to(device)
     summary["params_total"] = sum(p.numel() for p in model.parameters())
-    opt = build_optimization(plan.spec, cfg, model, workload)
+    opt = build_optimization(plan.spec, cfg, model, workload, plan.schedule_args)
     if resume:
         model.load_state_dict(resume["model"])
         own = [{k: v for k, v in g.items() if k != "params"} for g in opt.optimizer.param_groups]

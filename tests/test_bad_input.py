@@ -5,6 +5,7 @@ meet, for `python -m suite`, `python -m suite.sweep` and `python -m analysis`.""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -94,6 +95,25 @@ def results_is_a_file(results: Path, tmp: Path) -> None:
     (tmp / "a-file").write_text("not a directory")
 
 
+def study_without_n(results: Path, tmp: Path) -> None:
+    """A finished grid study whose runs record no parameter count (written by an older version, say)."""
+    for workload in ("quadratic", "quadratic_400"):
+        run = tmp / workload / "adamw" / "t0" / "seed0"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text('{"status": "completed", "budget": {"steps": 20}}')
+        study = {
+            "optimizer": "adamw",
+            "workload": workload,
+            "protocol": "grid",
+            "status": "completed",
+            "settings": {"search_space": {"lr": {"low": 0.001, "high": 1.0, "scale": "log"}}},
+            "trials": [{"trial": "t0", "config": {"lr": 0.1}, "seed": 0, "score": 1.0, "run_dir": str(run)}],
+            "best": {"trial": "t0", "config": {"lr": 0.1}},
+        }
+        (tmp / workload / "adamw" / "study-grid").mkdir(parents=True)
+        (tmp / workload / "adamw" / "study-grid" / "study.json").write_text(json.dumps(study))
+
+
 def foreign_directory(results: Path, tmp: Path) -> None:
     (results / "photos").mkdir()
     (results / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
@@ -112,7 +132,7 @@ CASES = {
     # wrong names
     "unknown optimizer": Case("suite", ("optimizer=adamz",), "valid: adam_mini, adamw, ademamix"),
     "unknown workload": Case("suite", ("workload=lm_huge",), "unknown workload 'lm_huge'"),
-    "unknown schedule": Case("suite", ("schedule=cosin",), "valid: constant, cosine, linear, power, rex, wsd"),
+    "unknown schedule": Case("suite", ("schedule=cosin",), "valid: constant, cosine, linear, power, refined, rex, wsd"),
     "unknown data source": Case("suite", ("workload/data=fineweb",), "shards, stdlib_text, synthetic"),
     "unknown hyperparameter": Case("suite", ("optimizer.lrr=0.01",), "unknown key 'optimizer.lrr'; optimizer (adamw)"),
     "unknown top-level key": Case("suite", ("epochs=5",), "unknown key 'epochs'; top-level keys: checkpoint_every"),
@@ -204,6 +224,26 @@ CASES = {
     "--force on a study in rungs": Case(
         "sweep", (*SWEEP, "tuning=random", "tuning.early_stop=halving", "--force"), "--force cannot rerun a study"
     ),
+    "step_law for another optimizer": Case(
+        "sweep", ("workload=lm_tiny", "optimizer=muon", "tuning=step_law"), "predicts AdamW's hyperparameters only"
+    ),
+    "step_law on a workload that is not a language model": Case(
+        "sweep", (*SWEEP, "tuning=step_law"), "needs a language-model workload"
+    ),
+    "step_law with a batch size given": Case(
+        "sweep", ("workload=lm_tiny", "tuning=step_law", "workload.batch_size=8"), "sets the batch size from the law"
+    ),
+    "transfer without tuning.from": Case("sweep", (*SWEEP, "tuning=transfer"), "needs tuning.from"),
+    "transfer from a directory without studies": Case(
+        "sweep", (*SWEEP, "tuning=transfer", "tuning.from=[{tmp}]"), "finished search studies of adamw found"
+    ),
+    "transfer from studies whose runs record no N": Case(
+        "sweep", (*SWEEP, "tuning=transfer", "tuning.from=[{tmp}]"), "no non-embedding parameter count", study_without_n
+    ),
+    "refined schedule without a source run": Case("suite", ("schedule=refined",), "needs schedule.from=<run dir>"),
+    "refined schedule from a missing run": Case(
+        "suite", ("schedule=refined", "schedule.from={tmp}/nowhere"), "is not a run directory"
+    ),
     # analysis
     "collect from a missing directory": Case("analysis", ("collect", "{tmp}/nowhere"), "no such results directory"),
     "publish from a missing directory": Case(
@@ -222,6 +262,7 @@ CASES = {
     "table that is not a table": Case("analysis", ("speedup", "--table", "{tmp}/x.txt"), "no such table"),
     "prediction point outside the budget": Case("analysis", ("predict", "{results}", "--at", "1.5"), "--at is a fract"),
     "protocols of a directory without studies": Case("analysis", ("protocols", "{results}"), "no finished study.json"),
+    "transfer fit of a directory without studies": Case("analysis", ("transfer", "{results}"), "a fit needs two"),
 }
 
 

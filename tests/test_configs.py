@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from optimizers import get_spec, schedules
 from optimizers.hparams import hyperparameters, validate, validate_search_space
 from suite import CONF_DIR, declared_hyperparameters
+from suite.protocols import PLANNERS
 from tests.conftest import compose_config
 from workloads import FAMILIES
 
@@ -21,7 +22,8 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_validates(group, option):
-    cfg = OmegaConf.to_container(compose_config([f"{group}={option}"]), resolve=True)
+    source = ["schedule.from=results/lm_tiny/adamw/0123456789/seed0"] if option == "refined" else []  # (its run)
+    cfg = OmegaConf.to_container(compose_config([f"{group}={option}", *source]), resolve=True)
     name = cfg["optimizer"]["name"]
     get_spec(name)
     validate(name, hyperparameters(cfg["optimizer"]), declared_hyperparameters(name))
@@ -29,7 +31,7 @@ def test_every_option_composes_and_validates(group, option):
     schedules.validate(cfg["schedule"])
     assert cfg["workload"]["family"] in FAMILIES
     assert cfg["workload"]["family"] == "quadratic" or cfg["workload"]["data"]["source"]
-    assert cfg["tuning"]["protocol"] in ("default", "random", "grid", "coordinate_descent", "pbt")
+    assert cfg["tuning"]["protocol"] in (*PLANNERS, "pbt")
     assert cfg["cluster"]["kind"] in ("local", "slurm")
     if group == "tuning":
         assert cfg["tuning"]["protocol"] == cfg["tuning"]["name"] == option

@@ -106,6 +106,7 @@ def matrix_worker(out: str) -> None:
     )
     results = matrix_steps(ranked=True)
     torch.save(results, f"{out}.{dist.get_rank()}")
+    dist.barrier()  # no rank tears down while the other still talks to it (a gloo abort at exit otherwise)
     dist.destroy_process_group()
 
 

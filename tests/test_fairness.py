@@ -46,7 +46,7 @@ def final_loss(cfg: dict, workload, lr: float) -> float:
         opt.set_lr(step)
         loss = train_step(
             model, opt, workload, workload.train_batch(step, cfg["data_seed"]), NO_AUTOCAST, cfg["grad_clip"]
-        ).item()
+        )[0].item()
         first = loss if first is None else first
         if not math.isfinite(loss) or loss > cfg["divergence_factor"] * first:
             return math.inf

@@ -53,7 +53,7 @@ def run_steps(model, opt: Optimization, workload, steps: range) -> list[float]:
     losses = []
     for step in steps:
         opt.set_lr(step)
-        losses.append(train_step(model, opt, workload, workload.train_batch(step, 0), NO_AUTOCAST, 1.0).item())
+        losses.append(train_step(model, opt, workload, workload.train_batch(step, 0), NO_AUTOCAST, 1.0)[0].item())
     return losses
 
 

@@ -231,7 +231,9 @@ def test_every_optimizer_trains_and_evaluates_a_batch_norm_model(name):
     workload, model, opt = digits_setup(name)
     before = copy.deepcopy(model.state_dict())
     opt.train_mode()
-    losses = [train_step(model, opt, workload, workload.train_batch(s, 0), NO_AUTOCAST, 1.0).item() for s in range(4)]
+    losses = [
+        train_step(model, opt, workload, workload.train_batch(s, 0), NO_AUTOCAST, 1.0)[0].item() for s in range(4)
+    ]
     metrics = evaluate(model, opt, workload, CPU, NO_AUTOCAST)
     assert all(np.isfinite(losses)) and np.isfinite(metrics["loss"]) and 0 <= metrics["accuracy"] <= 1
     changed = [k for k, v in model.state_dict().items() if "weight" in k and not torch.equal(v, before[k])]

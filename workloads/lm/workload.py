@@ -34,6 +34,12 @@ def token_budget(cfg: dict, non_embedding_params: int) -> int:
     return round(cfg["chinchilla"] * TOKENS_PER_PARAM_CHINCHILLA * non_embedding_params)
 
 
+def scale(cfg: dict) -> tuple[int, int]:
+    """(non-embedding parameters N, token budget D) from the workload config alone, without its data."""
+    n = lm_shape(cfg, vocab_size=0).non_embedding_params  # (N leaves out the embedding: any vocabulary will do)
+    return n, token_budget(cfg, n)
+
+
 class LanguageModel(Workload):
     primary_metric = Metric("loss", lower_is_better=True)
     cuda_precision = "bf16"  # as nanoGPT, modded-nanogpt and torchtitan train

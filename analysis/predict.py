@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from suite.curve_law import predict_final
-from suite.early_stop import run_curve
+from suite.early_stop import run_curves
 from suite.layout import SUMMARY, is_record_dir_name
 from suite.records import read_json
 
@@ -35,7 +35,7 @@ def prediction(directory: Path, at: float) -> dict | str:
     summary = read_json(directory / SUMMARY) or {}
     if summary.get("status") != "completed":
         return f"status {summary.get('status')}, not completed"
-    whole, part = run_curve(directory), run_curve(directory, at)
+    whole, part = run_curves(directory, at)
     if not whole.steps or whole.steps[-1] != summary["budget"]["steps"]:
         return "no held-out loss at the last step"
     found = predict_final(part.schedule, part.steps, part.losses)

@@ -29,6 +29,7 @@ from analysis.stats import (
     friedman_test,
     nemenyi_cd,
     seeds_needed,
+    t_interval,
     workload_ranks,
 )
 from analysis.tables import write_csv
@@ -231,6 +232,7 @@ class Report:
             *([self.protocols_section()] if self.compares_protocols() else []),
             *([self.pbt_section()] if not winning_paths(self.studies).empty else []),
             *([self.transfer_section()] if self.predictions().shape[0] else []),
+            *([self.schedules_section()] if not self.schedules().empty else []),
             self.throughput_section(),
             self.speedup_section(speedup),
             self.curves_section(),
@@ -498,6 +500,49 @@ class Report:
             ]
         ]
         section.tables.append(("predictions", self.table("predictions", shown)))
+        return section
+
+    def schedules(self) -> pd.DataFrame:
+        """Per task, optimizer and configuration run under more than one schedule: each schedule's final metric,
+        mean over its seeds with a t interval (diverged runs counted apart)."""
+        column = "config.schedule.name"
+        if column not in self.trials:
+            return pd.DataFrame()
+        trials = self.trials.assign(schedule=self.trials[column].astype(str))
+        rows = []
+        for (task, optimizer, hparams), group in trials.groupby(["task", "optimizer", "hparams"]):
+            if group.schedule.nunique() < 2:
+                continue
+            for schedule, runs in group.groupby("schedule"):
+                finite = runs.final_metric[np.isfinite(runs.score)]
+                low, high = t_interval(finite) if len(finite) > 1 else (np.nan, np.nan)
+                rows.append(
+                    {
+                        "task": task,
+                        "optimizer": optimizer,
+                        "hparams": readable(hparams),
+                        "schedule": schedule,
+                        "seeds": len(runs),
+                        "diverged": int((~np.isfinite(runs.score)).sum()),
+                        "final": finite.mean() if len(finite) else np.nan,
+                        "low": low,
+                        "high": high,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def schedules_section(self) -> Section:
+        section = Section("Schedules at equal budget")
+        numbers = self.schedules()
+        section.text.append(
+            "Configurations run under more than one learning-rate schedule at the same task, budget and "
+            "hyperparameters: each schedule's final metric, the mean over its seeds with a t interval (diverged "
+            "runs counted apart). `refined` is Defazio et al. 2023's, refined from an earlier run's gradient norms."
+        )
+        shown = numbers.assign(final=[with_interval(r.final, r.low, r.high, r.seeds) for r in numbers.itertuples()])[
+            ["task", "optimizer", "hparams", "schedule", "diverged", "final"]
+        ]
+        section.tables.append(("schedules", self.table("schedules", shown)))
         return section
 
     def throughput_section(self) -> Section:

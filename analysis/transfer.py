@@ -64,6 +64,14 @@ def task_of(study: dict) -> tuple[str, str]:
     return study["workload"], tokens[0] if tokens else "default"
 
 
+def tuned_optimum(study: dict) -> dict:
+    """The tuned study's optimum lr (the vertex through its search, as the transfer fit takes it); NaN without lr."""
+    try:
+        return transfer.study_optimum(study["directory"])
+    except ValueError:
+        return {"lr": math.nan}
+
+
 def in_range(study: dict) -> bool:
     """Whether the prediction lies where its law was fitted (the Step Law's grid of models; the tasks' N and D)."""
     if study["protocol"] == "step_law":
@@ -78,11 +86,13 @@ def study_files(paths: list) -> list[Path]:
 
 def predictions_table(paths: list) -> pd.DataFrame:
     """One row per finished step_law or transfer study among `paths` (study directories, or directories holding
-    them): the predicted lr; the local optimum around it (transfer: the vertex through the prediction and its
-    checks on seed 0) and their ratio; the tuned study of the same optimizer and task among them (random, grid or
-    coordinate descent) with its best lr; and the metric lost by the prediction against that tuned best, mean over
-    scoring seeds with a Welch interval (positive: worse)."""
-    studies = [json.loads(p.read_text()) for p in study_files(paths)]
+    them): the predicted lr; the local optimum around it (transfer: the vertex of the final held-out loss through
+    the prediction and its checks on seed 0) and their ratio; the tuned study of the same optimizer and task among
+    them (random, grid or coordinate descent) with its best lr and its optimum (the vertex through its search, as
+    the transfer fit takes it); and the metric lost by the prediction against that tuned best, mean over scoring
+    seeds with a Welch interval (positive: worse)."""
+    files = study_files(paths)
+    studies = [{**json.loads(p.read_text()), "directory": p.parent} for p in files]
     studies = [s for s in studies if s.get("status") == "completed" and s.get("best")]
     tuned = {}
     for s in studies:
@@ -95,7 +105,11 @@ def predictions_table(paths: list) -> pd.DataFrame:
         start = s["settings"]["start"]
         predicted = scores(s, start, held_out=True)
         seed0 = [t for t in s["trials"] if t["seed"] == 0 and t["score"] is not None]
-        local = vertex([t["config"][LR] for t in seed0], [t["score"] for t in seed0]) if len(seed0) >= 3 else None
+        local = (
+            vertex([t["config"][LR] for t in seed0], [transfer.final_loss(t) for t in seed0])
+            if len(seed0) >= 3
+            else None
+        )
         other = tuned.get((s["optimizer"], *task_of(s)))
         lost = (math.nan,) * 3
         if other:
@@ -115,6 +129,7 @@ def predictions_table(paths: list) -> pd.DataFrame:
                 "local_optimum_lr": local["lr"] if local else math.nan,
                 "ratio": start[LR] / local["lr"] if local else math.nan,
                 "tuned_lr": other["best"]["config"].get(LR) if other else math.nan,
+                "tuned_optimum_lr": tuned_optimum(other)["lr"] if other else math.nan,
                 "metric": s["best"]["metric"],
                 "predicted": sign * float(np.mean(predicted)),
                 "predicted_low": sign * (low if sign > 0 else high),

@@ -63,7 +63,6 @@ class Fit:
     internal: np.ndarray  # L0, A, alpha, share
     covariance: np.ndarray | None  # of `internal`; None when the fit's Jacobian is singular (no interval)
     points: int
-    rmse: float
     end: tuple[float, float]  # S1_end, S2_end
 
     @property
@@ -137,7 +136,7 @@ def fit(
         covariance = None
     if covariance is not None and not np.all(np.isfinite(covariance)):
         covariance = None
-    return Fit(best.x, covariance, len(loss), float(np.sqrt(np.mean(r**2))), end)
+    return Fit(best.x, covariance, len(loss), end)
 
 
 @dataclass(frozen=True)

@@ -66,14 +66,19 @@ def prefix(rows: list[dict], until: int) -> tuple[list[int], list[float]]:
 def run_curve(directory: Path, fraction: float | None = None) -> Curve:
     """A run directory's held-out losses up to the rung at `fraction` of its budget (None: all of them) and its
     whole schedule, from its config.yaml, summary.json and metrics.jsonl."""
+    return run_curves(directory, fraction)[1]
+
+
+def run_curves(directory: Path, fraction: float | None) -> tuple[Curve, Curve]:
+    """A run's whole curve and its prefix up to the rung at `fraction` (run_curve's), its files read once."""
     cfg = yaml.safe_load((directory / CONFIG).read_text())
     budget = (read_json(directory / SUMMARY) or {})["budget"]
     steps = budget["steps"]
     extra = refined.schedule_arguments(cfg, steps, schedules.warmup_steps(steps, cfg["schedule"]))
     schedule = multipliers(steps, cfg["schedule"], budget["tokens"] // steps, cfg["optimizer"].get("lr", 1.0), **extra)
     until = steps if fraction is None else pause_step(fraction, steps, cfg["eval_every"]) or steps
-    points, losses = prefix(read_jsonl(directory / METRICS), until)
-    return Curve(points, losses, schedule)
+    rows = read_jsonl(directory / METRICS)
+    return Curve(*prefix(rows, steps), schedule), Curve(*prefix(rows, until), schedule)
 
 
 def decide_curve(curves: dict[str, Curve], seed: int = 0) -> dict[str, dict]:

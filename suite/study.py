@@ -262,9 +262,12 @@ class Study:
         name = trial_name(config)
         kept = [float(r) for r, decided in self.decisions.items() if name in decided]  # (it was running there)
         if status in (PAUSED, STOPPED_EARLY):  # (STOPPED_EARLY: by another study, which left it at its rung)
-            steps, eval_every = summary["budget"]["steps"], self.cfg["eval_every"]
-            kept += [r for r in self.tuning["rungs"] if early_stop.pause_step(r, steps, eval_every) <= summary["steps"]]
+            kept += [r for r in self.tuning["rungs"] if self.passed(summary, r)]
         return max(kept, default=0.0)
+
+    def passed(self, summary: dict, fraction: float) -> bool:
+        """Whether a paused run's record stands at or beyond where a trial pauses for `fraction` of its budget."""
+        return summary["steps"] >= early_stop.pause_step(fraction, summary["budget"]["steps"], self.cfg["eval_every"])
 
     def decide(self, rung: float, alive: list[Config]) -> None:
         """The rule's decision at a rung over the configurations still running, made once: written to
@@ -331,9 +334,7 @@ class Study:
         status = summary.get("status")
         if status in FINISHED or (status == "failed" and self.launched_to.get(key(config), -1) == target):
             return True
-        if target is None or status != PAUSED:
-            return False
-        return summary["steps"] >= early_stop.pause_step(target, summary["budget"]["steps"], self.cfg["eval_every"])
+        return target is not None and status == PAUSED and self.passed(summary, target)
 
     def member_loss(self, config: Config, target: float) -> float:
         """A member's held-out loss at the boundary; inf when it diverged or failed."""

@@ -2,8 +2,8 @@
 embedding parameters) and D (training tokens, or examples), and predicted at a new task (Marin, 'Fantastic
 Pretraining Optimizers', phase III: log-linear least squares on the per-task optimum).
 
-A task's optimal learning rate is the vertex of a quadratic fitted to the final score against log lr over the
-search trials nearest the best (not the best trial's lr itself, which moves in steps of the search's spacing); the
+A task's optimal learning rate is the vertex of a quadratic fitted to the final held-out loss against log lr over
+the search trials nearest the best (not the best trial's lr itself, which moves in steps of the search's spacing); the
 other searched hyperparameters take the best trial's values. Each law comes with t intervals (ordinary least
 squares on the log scale), and the prediction with the interval of the fitted line at the new task."""
 
@@ -53,6 +53,13 @@ def vertex(lrs: list[float], scores: list[float]) -> dict:
     return {"lr": math.exp(v), "low": low, "high": high, "method": "vertex", "points": len(near)}
 
 
+def final_loss(trial: dict) -> float:
+    """A study trial's final held-out loss (what the optimum is fitted to, whatever the study ranks by: accuracy
+    moves in steps of one example), or its score where the run records no loss."""
+    final = (read_json(Path(trial["run_dir"]) / SUMMARY) or {}).get("final") or {}
+    return float(final["loss"]) if "loss" in final else trial["score"]
+
+
 def study_optimum(directory: Path) -> dict:
     """One finished tuned study's task, scale and optimum. ValueError when it is not one."""
     study = read_json(Path(directory) / STUDY)
@@ -68,7 +75,7 @@ def study_optimum(directory: Path) -> dict:
     # Along lr at the best's other values (a grid or coordinate descent's line) where there are three such trials.
     line = [t for t in searched if all(t["config"].get(k) == v for k, v in best.items() if k != LR)]
     points = line if len({t["config"][LR] for t in line}) >= 3 else searched
-    optimum = vertex([t["config"][LR] for t in points], [t["score"] for t in points])
+    optimum = vertex([t["config"][LR] for t in points], [final_loss(t) for t in points])
     best_run = next(t["run_dir"] for t in study["trials"] if t["trial"] == study["best"]["trial"])
     summary = read_json(Path(best_run) / SUMMARY) or {}
     n, d = summary.get("params_non_embedding"), (summary.get("budget") or {}).get("tokens")

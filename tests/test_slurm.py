@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import ROOT, only_run_dir, read_metrics, read_summary, without_time
 from tests.test_distributed import TRIAL as DDP_TRIAL
+from tests.test_transfer import planted_study
 
 
 def slurm_up() -> bool:
@@ -115,3 +117,23 @@ def test_early_stopping_rungs_run_as_slurm_arrays(tmp_path):
     study = json.loads((tmp_path / "quadratic" / "adamw" / "study-random" / "study.json").read_text())
     assert sorted(t["status"] for t in study["trials"]) == ["completed"] * 2 + ["stopped_early"] * 2
     # (a PBT population's rounds are launched the same way: one array per round, trials from their trial files)
+
+
+def test_a_transfer_study_and_a_step_law_study_run_as_slurm_arrays(tmp_path):
+    """The predicted configuration and its checks as one array (fitted on planted studies at two scales), and the
+    Step Law's configuration with its batch size on its seeds."""
+    rng = np.random.default_rng(0)
+    fitted = [planted_study(tmp_path / "fit", w, n, 2560, 0.3 * n**-0.2, 0.0, rng) for w, n in (("a", 100), ("b", 400))]
+    quad = ["workload=quadratic_1600", "workload.steps=20", "eval_every=10", "log_every=5", f"results_dir={tmp_path}"]
+    space = ["~optimizer.search_space", "+optimizer.search_space={lr:{low:0.001,high:1.0,scale:log}}"]
+    done = sweep(*quad, *space, "tuning=transfer", f"tuning.from=[{fitted[0]},{fitted[1]}]")
+    assert done.returncode == 0, done.stdout + done.stderr
+    study = json.loads((tmp_path / "quadratic_1600" / "adamw" / "study-transfer" / "study.json").read_text())
+    assert study["transfer"]["config"]["lr"] == pytest.approx(0.3 * 1600**-0.2, rel=1e-5)
+    assert [t["status"] for t in study["trials"]] == ["completed"] * 3
+    lm = ["workload=lm_tiny", "workload.tokens=32768", "workload.eval_tokens=1024", "eval_every=64"]
+    law = sweep(*lm, "tuning=step_law", "tuning.seeds=2", f"results_dir={tmp_path}")
+    assert law.returncode == 0, law.stdout + law.stderr
+    study = json.loads((tmp_path / "lm_tiny" / "adamw" / "study-step_law-32768tokens" / "study.json").read_text())
+    assert [t["status"] for t in study["trials"]] == ["completed"] * 2
+    assert {read_summary(Path(t["run_dir"]))["budget"]["steps"] for t in study["trials"]} == {128}  # batch 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,12 @@ def test_gradient_norms_are_logged_and_a_refined_run_follows_them(tmp_path):
     expected = [0.01 * lr_multiplier(r["step"] - 1, steps, schedule, weights=tuple(after / after.max())) for r in rows]
     got = read_metrics(only_run_dir(tmp_path / "b"))
     assert [r["lr"] for r in got] == pytest.approx(expected)
-    config = yaml.safe_load((only_run_dir(tmp_path / "b") / "config.yaml").read_text())
+    refined_run = only_run_dir(tmp_path / "b")
+    config = yaml.safe_load((refined_run / "config.yaml").read_text())
     moved = {**config, "schedule": {**config["schedule"], "from": "/elsewhere/" + "/".join(run.parts[-4:])}}
     assert trial_id(moved) == trial_id(config)  # the source is named by its run's identity, wherever it lies
+    # the report puts the two schedules of one configuration side by side
+    shutil.copytree(refined_run.parent, run.parents[1] / refined_run.parent.name)
+    assert analysis_main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "rep")]) == 0
+    table = (tmp_path / "rep" / "tables" / "schedules.csv").read_text()
+    assert ",cosine," in table and ",refined," in table

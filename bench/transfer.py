@@ -4,18 +4,19 @@
 
 Per ladder, AdamW with its other hyperparameters at their defaults: an lr-only grid search (`tuning=grid`, 7 points
 log-spaced over the ladder's range, the best and the defaults rerun on the scoring seeds: 1-3 for the quadratic and
-cnn_digits, 1 for lm_tiny) at every scale, the last
-one included; then `tuning=transfer` at the last scale, fitted on the others only, with `tuning.check=2` (×½, ×2)
-and the same scoring seeds. Prints, per ladder, the fitted law, the predicted optimum lr with its interval, the optimum
-found by the target's own grid (the vertex of its final held-out loss against log lr, with its interval) and
-their ratio, and the metric lost by running the prediction instead of the grid's best (scoring seeds, Welch 95%
-interval; positive is worse); draws OUT/transfer_<ladder>.png. Every sweep resumes where it stopped, so a killed
-run continues.
+cnn_digits, 1 for lm_tiny) at every scale, the last one included; then `tuning=transfer` at the last scale, fitted
+on the others only, with `tuning.check=2` (×½, ×2) and the same scoring seeds; on lm_tiny also `tuning=step_law`
+at the last scale. Prints, per prediction, the fitted law, the predicted lr with its interval, the optimum found by
+the target's own grid (the vertex of its final held-out loss against log lr, with its interval) and their ratio,
+and the metric lost by running the prediction instead of the grid's best (scoring seeds, Welch 95% interval;
+positive is worse); draws OUT/transfer_<ladder>.png. Every sweep resumes where it stopped, so a killed run
+continues.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -68,34 +69,42 @@ def measure(results: Path, ladder: str, slots: int, out: Path) -> pd.DataFrame:
         sweep(results, task, lr, seeds, slots, *grid)
     sources = ",".join(str(directory(results, t, "ladder")) for t in fitted)
     sweep(results, target, lr, seeds, slots, "tuning=transfer", f"tuning.from=[{sources}]", "tuning.check=2")
+    studies = [directory(results, target, "ladder"), directory(results, target, "transfer")]
+    if ladder == "lm_tiny":  # the Step Law at the same task (its own batch size, the grid's other defaults)
+        sweep(results, target, lr, seeds, slots, "tuning=step_law")
+        studies.append(directory(results, target, "step_law"))
     tasks = transfer.load_tasks([str(directory(results, t, "ladder")) for t in fitted], "adamw")
     found = transfer.study_optimum(directory(results, target, "ladder"))
-    rows = predictions_table([directory(results, target, "ladder"), directory(results, target, "transfer")])
-    row = rows.iloc[0]
+    rows = predictions_table(studies)
     prediction = transfer.predict(tasks, found["N"], found["D"])
     law = prediction["laws"]["lr"]
     shown = {term: f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for term, (v, lo, hi) in law["exponents"].items()}
-    low, high = prediction["intervals"]["lr"]
     optima = optima_table([*tasks, found])
-    save(transfer_plot(optima, law, rows.assign(N=found["N"], D=found["D"])), out / f"transfer_{ladder}.png")
-    return pd.DataFrame(
-        [
+    save(transfer_plot(optima, law, rows[rows.protocol == "transfer"]), out / f"transfer_{ladder}.png")
+    table = []
+    for row in rows.itertuples():
+        low, high = prediction["intervals"]["lr"] if row.protocol == "transfer" else (math.nan, math.nan)
+        table.append(
             {
                 "ladder": ladder,
-                "fitted on": ", ".join(f"{t['workload']}@{t['D']}" for t in tasks),
+                "protocol": row.protocol,
+                "fitted on": ", ".join(f"{t['workload']}@{t['D']}" for t in tasks)
+                if row.protocol == "transfer"
+                else "",
                 "predicted": f"{found['workload']}@{found['D']}",
-                "law (log lr)": ", ".join(f"{k}: {v}" for k, v in shown.items()),
+                "law (log lr)": ", ".join(f"{k}: {v}" for k, v in shown.items()) if row.protocol == "transfer" else "",
                 "predicted lr": f"{row.predicted_lr:.4g} [{low:.3g}, {high:.3g}]",
                 "found lr": f"{found['lr']:.4g} [{found['low']:.3g}, {found['high']:.3g}] ({found['method']})",
-                "ratio": found["lr"] and row.predicted_lr / found["lr"],
+                "ratio": row.predicted_lr / found["lr"],
                 "local optimum lr (checks)": row.local_optimum_lr,
                 "metric": row.metric,
-                "predicted's metric": row.predicted,
+                "predicted's metric": f"{row.predicted:.5g} [{row.predicted_low:.5g}, {row.predicted_high:.5g}]",
                 "grid best's metric": row.tuned,
                 "lost": f"{row.lost:.4g} [{row.lost_low:.3g}, {row.lost_high:.3g}]",
+                "in range": row.in_range,
             }
-        ]
-    )
+        )
+    return pd.DataFrame(table)
 
 
 def main() -> int:

@@ -27,21 +27,31 @@ CHECK_FACTORS = (0.5, 2.0, 0.25, 4.0, 0.125, 8.0)  # tuning.check=k runs the fir
 
 def vertex(lrs: list[float], scores: list[float]) -> dict:
     """The optimum of score against log lr: the vertex of a least-squares quadratic through the points nearest the
-    best (NEAREST of them), with a 95% delta-method interval when the fit has residual degrees of freedom. Falls
-    back to the best point ("best") when the quadratic opens downwards or its vertex lies outside those points."""
+    best (NEAREST of them), with a 95% delta-method interval when the fit has residual degrees of freedom; where that
+    quadratic opens downwards or puts its vertex outside its points (a curve far from a parabola), the parabola
+    through the best and its two neighbours in lr ("vertex3", no interval); the best point itself ("best") when
+    that fails too (a best at the edge of the search)."""
     x, y = np.log(np.asarray(lrs, float)), np.asarray(scores, float)
     best = int(np.argmin(y))
-    near = np.argsort(np.abs(x - x[best]), kind="stable")[:NEAREST]
-    xs, ys = x[near], y[near]
-    fallback = {"lr": float(lrs[best]), "low": math.nan, "high": math.nan, "method": "best", "points": len(near)}
+    for size, method in ((NEAREST, "vertex"), (3, "vertex3")):
+        near = np.argsort(np.abs(x - x[best]), kind="stable")[:size]
+        found = fit_vertex(x[near], y[near])
+        if found is not None and (method == "vertex" or x[near].min() < x[best] < x[near].max()):
+            return {**found, "method": method, "points": len(near)}
+    return {"lr": float(lrs[best]), "low": math.nan, "high": math.nan, "method": "best", "points": 1}
+
+
+def fit_vertex(xs: np.ndarray, ys: np.ndarray) -> dict | None:
+    """The vertex of the least-squares quadratic of ys on xs (log lr) with its interval, or None when it opens
+    downwards or its vertex lies outside the points."""
     if len(set(xs)) < 3:
-        return fallback
+        return None
     design = np.column_stack([xs**2, xs, np.ones_like(xs)])
     coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
     a, b = coef[0], coef[1]
-    v = -b / (2 * a) if a > 0 else math.nan
-    if not (a > 0 and xs.min() <= v <= xs.max()):
-        return fallback
+    if a <= 0 or not xs.min() <= -b / (2 * a) <= xs.max():
+        return None
+    v = -b / (2 * a)
     low = high = math.nan
     dof = len(xs) - 3
     if dof > 0:
@@ -50,7 +60,7 @@ def vertex(lrs: list[float], scores: list[float]) -> dict:
         grad = np.array([b / (2 * a * a), -1 / (2 * a), 0.0])
         half = stats.t.ppf(0.975, dof) * math.sqrt(max(float(grad @ cov @ grad), 0.0))
         low, high = math.exp(v - half), math.exp(v + half)
-    return {"lr": math.exp(v), "low": low, "high": high, "method": "vertex", "points": len(near)}
+    return {"lr": math.exp(v), "low": low, "high": high}
 
 
 def final_loss(trial: dict) -> float:

@@ -121,6 +121,11 @@ def test_the_vertex_is_the_parabolas_and_falls_back_to_the_best_point():
     assert found["lr"] == pytest.approx(0.03) and found["method"] == "vertex"
     edge = transfer.vertex(lrs, [1.0, 2.0, 3.0, 4.0, 5.0])  # best at the edge: no vertex inside
     assert (edge["lr"], edge["method"]) == (0.01, "best")
+    # lm_tiny at 106,496 tokens (an lr grid's final losses): far from a parabola over five points, so the parabola
+    # through the best and its neighbours
+    grid = [0.001, 0.00215443, 0.00464159, 0.01, 0.0215443, 0.0464159, 0.1]
+    kinked = transfer.vertex(grid, [2.6764, 2.5996, 2.8154, 2.9256, 3.0098, 3.0961, 3.1261])
+    assert kinked["method"] == "vertex3" and 0.001 < kinked["lr"] < 0.00464159
 
 
 def test_a_transfer_study_predicts_the_next_scale_and_checks_around_it(tmp_path):

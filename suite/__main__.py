@@ -12,11 +12,12 @@ from omegaconf import DictConfig
 
 from suite import CONF_DIR
 from suite.checks import check_cluster, check_group_choices, check_overrides, check_single_run
-from suite.trial import run
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
+    from suite.trial import run  # (torch: imported once the command line has passed its checks)
+
     code = run(cfg)
     # In a multirun the other jobs go on; each trial's outcome is in its record.
     if code and HydraConfig.get().mode == RunMode.RUN:

@@ -28,16 +28,19 @@ CHECK_FACTORS = (0.5, 2.0, 0.25, 4.0, 0.125, 8.0)  # tuning.check=k runs the fir
 def vertex(lrs: list[float], scores: list[float]) -> dict:
     """The optimum of score against log lr: the vertex of a least-squares quadratic through the points nearest the
     best (NEAREST of them), with a 95% delta-method interval when the fit has residual degrees of freedom; where that
-    quadratic opens downwards or puts its vertex outside its points (a curve far from a parabola), the parabola
-    through the best and its two neighbours in lr ("vertex3", no interval); the best point itself ("best") when
-    that fails too (a best at the edge of the search)."""
+    quadratic opens downwards or puts its vertex outside the best's two neighbours in lr (a curve far from a
+    parabola), the parabola through the best and those neighbours ("vertex3", no interval); the best point itself
+    ("best") when the best lies at the edge of the search."""
     x, y = np.log(np.asarray(lrs, float)), np.asarray(scores, float)
     best = int(np.argmin(y))
-    for size, method in ((NEAREST, "vertex"), (3, "vertex3")):
-        near = np.argsort(np.abs(x - x[best]), kind="stable")[:size]
-        found = fit_vertex(x[near], y[near])
-        if found is not None and (method == "vertex" or x[near].min() < x[best] < x[near].max()):
-            return {**found, "method": method, "points": len(near)}
+    left, right = x[x < x[best]], x[x > x[best]]
+    if len(left) and len(right):  # an interior best: its neighbours bracket the optimum
+        bracket = (left.max(), right.min())
+        for size, method in ((NEAREST, "vertex"), (3, "vertex3")):
+            near = np.argsort(np.abs(x - x[best]), kind="stable")[:size]
+            found = fit_vertex(x[near], y[near])
+            if found is not None and bracket[0] < math.log(found["lr"]) < bracket[1]:
+                return {**found, "method": method, "points": len(near)}
     return {"lr": float(lrs[best]), "low": math.nan, "high": math.nan, "method": "best", "points": 1}
 
 

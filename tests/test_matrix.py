@@ -1,6 +1,7 @@
 """The whole matrix: every optimizer on every workload family trains a few steps from the command line with finite
-losses. One Hydra multirun of all optimizers per workload (one process, so torch is imported five times, not 90),
-on shapes small enough for the whole product to take a few minutes on two cores."""
+losses, and its record names the version of every package the optimizer comes from. One Hydra multirun of all
+optimizers per workload (one process, so torch is imported five times, not 90), on shapes small enough for the
+whole product to take a few minutes on two cores."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-from optimizers import NAMES
+from optimizers import NAMES, get_spec
 from tests.conftest import ROOT, read_metrics
 from tests.test_workloads import write_cifar
 
@@ -53,3 +54,5 @@ def test_every_optimizer_trains_on_every_workload_family(workload, tmp_path):
         losses = [row["train_loss"] for row in read_metrics(directory)]
         assert len(losses) >= 2 and all(math.isfinite(v) for v in losses), name
         assert all(math.isfinite(v) for v in summary["final"].values()), name
+        for package in get_spec(name).packages:
+            assert summary["provenance"]["packages"][package], package  # every optimizer package's version

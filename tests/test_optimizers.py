@@ -23,7 +23,7 @@ from optimizers.spec import BuildContext
 from suite import rng
 from suite.trainer import Optimization, evaluate, train_step
 from suite.trial import build_optimization
-from tests.conftest import FAST, cli, compose_config, only_run_dir, read_summary
+from tests.conftest import compose_config
 from workloads import build_workload
 from workloads.base import ParamRole
 
@@ -80,6 +80,15 @@ def logistic_problem():
     return torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), loss(np.zeros(9)), optimum
 
 
+# Steps to the logistic optimum at the defaults: 2,000 for most (measured at 2,000: every one of them within 2% of
+# the gap); these need longer (at 3,000 still 24%, 20% and 600% of it)
+LOGISTIC_STEPS = {
+    "kron": 8000,
+    "lion": 8000,  # a sign step of lr = 1e-4 per coordinate: the optimum lies ~0.5 away
+    "ademamix": 8000,  # its slow EMA has a horizon of 1/(1 - beta3) = 10^4 steps; shorter runs overshoot
+}
+
+
 @pytest.mark.parametrize("name", sorted(NAMES))
 def test_defaults_reach_the_logistic_regression_optimum(name):
     X, y, start, optimum = logistic_problem()
@@ -88,11 +97,11 @@ def test_defaults_reach_the_logistic_regression_optimum(name):
     nn.init.zeros_(model.weight)
     nn.init.zeros_(model.bias)
     roles = {"weight": ParamRole.HIDDEN_MATRIX, "bias": ParamRole.BIAS}
-    steps = 8000  # AdEMAMix's slow EMA has a horizon of 1/(1 - beta3) = 10^4 steps; shorter runs overshoot
+    steps = LOGISTIC_STEPS.get(name, 2000)
     cfg = OmegaConf.to_container(compose_config([f"optimizer={name}"]), resolve=True)
     hp = {**hyperparameters(cfg["optimizer"]), **({"weight_decay": 0.0} if "weight_decay" in cfg["optimizer"] else {})}
     spec = get_spec(name)
-    ctx = BuildContext(total_steps=steps, warmup_steps=400, model_facts={"d_model": 8, "n_head": 1})
+    ctx = BuildContext(total_steps=steps, warmup_steps=steps // 20, model_facts={"d_model": 8, "n_head": 1})
     optimizer = spec.build(dict(model.named_parameters()), roles, hp, ctx)
     averager = spec.averager(model) if spec.averager else None
     opt = Optimization(optimizer, spec, lambda s: lr_multiplier(s, steps, cfg["schedule"]), averager)
@@ -367,13 +376,3 @@ def test_schedule_free_and_dog_ignore_the_external_schedule():
         assert [opt.set_lr(s) for s in (0, 3, 7)] == [peak] * 3
     _, workload, model, opt = lm_setup("prodigy", 20)
     assert opt.set_lr(19) < opt.set_lr(10)  # Prodigy keeps the cosine schedule, as its authors use it
-
-
-@pytest.mark.parametrize("name", sorted(NAMES))
-def test_every_optimizer_runs_from_the_cli(name, results):
-    proc = cli([*FAST, f"results_dir={results}", f"optimizer={name}", "workload.tokens=4096", "eval_every=1"])
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = read_summary(only_run_dir(results))
-    assert summary["status"] == "completed" and summary["optimizer"] == name
-    for package in get_spec(name).packages:
-        assert summary["provenance"]["packages"][package], package  # every optimizer package's version

@@ -131,7 +131,7 @@ def test_the_vertex_is_the_parabolas_and_falls_back_to_the_best_point():
 def test_a_transfer_study_predicts_the_next_scale_and_checks_around_it(tmp_path):
     results = tmp_path / "results"
     for workload in ("quadratic", "quadratic_400"):
-        grid = sweep(f"workload={workload}", *QUAD, *LR_ONLY, "tuning=grid", "tuning.grid_points=4",
+        grid = sweep(f"workload={workload}", *QUAD, *LR_ONLY, "tuning=grid", "tuning.grid_points=3",
                      f"results_dir={results}", "cluster.slots=2")  # fmt: skip
         assert grid.returncode == 0, grid.stderr[-2000:]
     sources = f"tuning.from=[{results / 'quadratic'},{results / 'quadratic_400'}]"

@@ -472,16 +472,16 @@ class Report:
             "language models: lr and batch size from N and D) or by a power law fitted through the optima of tuned "
             "studies at other scales (tuning=transfer). `ratio`: the predicted lr over the local optimum, the "
             "vertex of a quadratic in log lr through the prediction and its checks (×½, ×2, ...; selection seed). "
-            "`lost`: the prediction's final metric minus the tuned study's best at the same task, both on their "
-            "scoring seeds, with a Welch 95% interval (positive: the prediction is worse; oriented so for every "
-            "metric). `in range`: the task lies inside what the law was fitted on (the Step Law's 60M-1B "
-            "parameters and up to 100B tokens; the tuned tasks' N and D)."
+            "`lost`: the prediction's final metric minus the tuned study's best at the same task, paired by seed "
+            "over the scoring seeds both ran, mean with a t 95% interval (positive: the prediction is worse; "
+            "oriented so for every metric). `in range`: the task lies inside what the law was fitted on (the Step "
+            "Law's 60M-1B parameters and up to 100B tokens; the tuned tasks' N and D)."
         )
         shown = numbers.assign(
             predicted=[
                 with_interval(r.predicted, r.predicted_low, r.predicted_high, r.seeds) for r in numbers.itertuples()
             ],
-            lost=[with_interval(r.lost, r.lost_low, r.lost_high) for r in numbers.itertuples()],
+            lost=[with_interval(r.lost, r.lost_low, r.lost_high, r.lost_seeds) for r in numbers.itertuples()],
         )[
             [
                 "workload",

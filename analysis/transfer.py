@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analysis.stats import t_interval
 from suite import transfer
@@ -44,18 +43,20 @@ def scores(study: dict, config: dict, held_out: bool) -> list[float]:
     return kept or [t["score"] for t in mine]
 
 
-def difference(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """mean(a) − mean(b) with a 95% Welch interval (NaN where a side has one value)."""
-    diff = float(np.mean(a) - np.mean(b))
-    if len(a) < 2 or len(b) < 2:
-        return diff, math.nan, math.nan
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, diff, diff
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = stats.t.ppf(0.975, dof) * se
-    return diff, diff - half, diff + half
+def by_seed(study: dict, config: dict) -> dict[int, float]:
+    """A configuration's oriented final metric (lower is better) per seed it finished."""
+    return {t["seed"]: t["score"] for t in study["trials"] if t["config"] == config and t["score"] is not None}
+
+
+def lost(prediction: dict[int, float], tuned: dict[int, float]) -> tuple[float, float, float, int]:
+    """The metric lost by the prediction: its result minus the tuned best's, paired by seed over the scoring seeds
+    both ran (seeds >= 1: the tuned study selected on seed 0), mean with Student's t 95% interval (as tuned versus
+    default, analysis/tuning.py), and the number of seeds; NaN without a common scoring seed."""
+    gaps = [prediction[s] - tuned[s] for s in sorted(prediction.keys() & tuned.keys()) if s != 0]
+    if not gaps:
+        return math.nan, math.nan, math.nan, 0
+    low, high = t_interval(gaps) if len(gaps) > 1 else (math.nan, math.nan)
+    return float(np.mean(gaps)), low, high, len(gaps)
 
 
 def task_of(study: dict) -> tuple[str, str]:
@@ -89,8 +90,8 @@ def predictions_table(paths: list) -> pd.DataFrame:
     them): the predicted lr; the local optimum around it (transfer: the vertex of the final held-out loss through
     the prediction and its checks on seed 0) and their ratio; the tuned study of the same optimizer and task among
     them (random, grid or coordinate descent) with its best lr and its optimum (the vertex through its search, as
-    the transfer fit takes it); and the metric lost by the prediction against that tuned best, mean over scoring
-    seeds with a Welch interval (positive: worse)."""
+    the transfer fit takes it); and the metric lost by the prediction against that tuned best, paired by scoring
+    seed (positive: worse)."""
     files = study_files(paths)
     studies = [{**json.loads(p.read_text()), "directory": p.parent} for p in files]
     studies = [s for s in studies if s.get("status") == "completed" and s.get("best")]
@@ -111,9 +112,7 @@ def predictions_table(paths: list) -> pd.DataFrame:
             else None
         )
         other = tuned.get((s["optimizer"], *task_of(s)))
-        lost = (math.nan,) * 3
-        if other:
-            lost = difference(predicted, scores(other, other["best"]["config"], held_out=True))
+        gap = lost(by_seed(s, start), by_seed(other, other["best"]["config"])) if other else (math.nan,) * 3 + (0,)
         low, high = t_interval(predicted) if len(predicted) > 1 else (math.nan, math.nan)
         sign = 1.0 if s["best"]["median"] == s["best"]["median_score"] else -1.0  # back to the metric's own sign
         tuned_mean = float(np.mean(scores(other, other["best"]["config"], True))) if other else math.nan
@@ -136,9 +135,10 @@ def predictions_table(paths: list) -> pd.DataFrame:
                 "predicted_high": sign * (high if sign > 0 else low),
                 "seeds": len(predicted),
                 "tuned": sign * tuned_mean,
-                "lost": lost[0],  # oriented: positive is worse than tuning, whatever the metric's direction
-                "lost_low": lost[1],
-                "lost_high": lost[2],
+                "lost": gap[0],  # oriented: positive is worse than tuning, whatever the metric's direction
+                "lost_low": gap[1],
+                "lost_high": gap[2],
+                "lost_seeds": gap[3],
                 "in_range": in_range(s),
                 "study": s["settings"].get("name", ""),
             }

@@ -8,7 +8,7 @@ cnn_digits, 1 for lm_tiny) at every scale, the last one included; then `tuning=t
 on the others only, with `tuning.check=2` (×½, ×2) and the same scoring seeds; on lm_tiny also `tuning=step_law`
 at the last scale. Prints, per prediction, the fitted law, the predicted lr with its interval, the optimum found by
 the target's own grid (the vertex of its final held-out loss against log lr, with its interval) and their ratio,
-and the metric lost by running the prediction instead of the grid's best (scoring seeds, Welch 95% interval;
+and the metric lost by running the prediction instead of the grid's best (paired by scoring seed, t 95% interval;
 positive is worse); draws OUT/transfer_<ladder>.png. Every sweep resumes where it stopped, so a killed run
 continues.
 """
@@ -100,7 +100,7 @@ def measure(results: Path, ladder: str, slots: int, out: Path) -> pd.DataFrame:
                 "metric": row.metric,
                 "predicted's metric": f"{row.predicted:.5g} [{row.predicted_low:.5g}, {row.predicted_high:.5g}]",
                 "grid best's metric": row.tuned,
-                "lost": f"{row.lost:.4g} [{row.lost_low:.3g}, {row.lost_high:.3g}]",
+                "lost": f"{row.lost:.4g} [{row.lost_low:.3g}, {row.lost_high:.3g}] (n={row.lost_seeds})",
                 "in range": row.in_range,
             }
         )

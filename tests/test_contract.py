@@ -4,7 +4,9 @@ paths."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -152,3 +154,12 @@ def test_choices_and_search_space_mistakes():
     ]:
         with pytest.raises(ValueError, match=message):
             validate_search_space("adamw", space, adamw)
+
+
+def test_trial_ids_are_those_of_the_committed_fixture():
+    """Every trial id stays what it was when tests/fixtures/trial_ids.json was written (a refactor that moved one
+    would orphan every record on disk and every committed leaderboard's trial)."""
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "trial_ids.json").read_text())
+    assert len(fixture) >= 40
+    moved = [(c["overrides"], c["trial_id"], trial_id(resolved(c["overrides"]))) for c in fixture]
+    assert [m for m in moved if m[1] != m[2]] == []

@@ -5,13 +5,12 @@ Read from the studies' study.json files only."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
+from suite.search_space import dims
 
-from suite.layout import STUDY
-from suite.protocols import dims
+from suite.schema import studies
 
 EDGE_FRACTION = 0.05  # random search: a tuned value in the range's bottom or top 5% (on its scale) is at the edge
 GRID_PROTOCOLS = ("grid", "coordinate_descent")
@@ -38,8 +37,7 @@ def edges(study: dict) -> list[str]:
 
 def fairness_table(root: Path) -> pd.DataFrame:
     rows = []
-    for path in sorted(root.rglob(STUDY)):
-        study = json.loads(path.read_text())
+    for path, study in studies([root]):
         budget = study["budget"]
         rows.append(
             {

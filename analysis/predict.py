@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from suite.curve_law import predict_final
-from suite.early_stop import run_curves
+from suite.curves import run_curves
 from suite.layout import SUMMARY, is_record_dir_name
-from suite.records import read_json
+from suite.schema import TrialStatus, summary_or_empty
 
 
 def run_dirs(paths: list[Path]) -> list[Path]:
@@ -32,8 +32,8 @@ def run_dirs(paths: list[Path]) -> list[Path]:
 
 def prediction(directory: Path, at: float) -> dict | str:
     """One run's row (predicted final loss with its interval, actual, relative error), or why it has none."""
-    summary = read_json(directory / SUMMARY) or {}
-    if summary.get("status") != "completed":
+    summary = summary_or_empty(directory / SUMMARY)
+    if summary.get("status") != TrialStatus.COMPLETED:
         return f"status {summary.get('status')}, not completed"
     whole, part = run_curves(directory, at)
     if not whole.steps or whole.steps[-1] != summary["budget"]["steps"]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from suite.schema import FINISHED
+
 TAU_MAX = 4.0
 
 
@@ -18,7 +20,7 @@ def study_times(trials: pd.DataFrame) -> pd.DataFrame:
     """Per (task, optimizer, study): the fastest time to target among the study's finished trials (inf if none
     reached it). `trials` is `tuning.trials_frame`'s table (a diverged trial never reaches a target)."""
     study = trials["study"] if "study" in trials else trials["seed"]
-    finished = trials[trials.status.isin(("completed", "diverged"))].assign(study=study)
+    finished = trials[trials.status.isin(FINISHED)].assign(study=study)
     return finished.groupby(["task", "optimizer", "study"], as_index=False).time_to_target.min()
 
 

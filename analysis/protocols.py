@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.stats import t_interval
-from suite.layout import STUDY
+from suite.schema import SEARCH_SEED, StudyStatus, studies
 
 
 def label(study: dict) -> str:
@@ -26,17 +26,16 @@ def study_table(root: Path) -> pd.DataFrame:
     configuration's final metric (median over its scoring seeds, in the metric's own sign) with the metric's
     direction; studies without a best (every configuration failed) have NaN there."""
     rows = []
-    for path in sorted(root.rglob(STUDY)):
-        study = json.loads(path.read_text())
-        if study.get("status") != "completed":
+    for path, study in studies([root]):
+        if study["status"] != StudyStatus.COMPLETED:
             continue
-        best, budget = study.get("best") or {}, study["budget"]
+        best, budget = study["best"] or {}, study["budget"]
         rows.append(
             {
                 "workload": study["workload"],
                 "optimizer": study["optimizer"],
                 "protocol": label(study),
-                "search_seed": study["settings"].get("seed", 0),
+                "search_seed": study["settings"].get("seed", SEARCH_SEED),
                 "steps": budget.get("search_steps"),
                 "steps_full": budget.get("search_steps_full"),
                 "best": best.get("median"),

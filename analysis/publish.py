@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from analysis.collect import collect, companion_paths
 from analysis.report import report
-from suite.layout import STUDY
+from suite.schema import studies
 
 PROVENANCE = "provenance.json"
 TRIALS = "trials.parquet"
@@ -30,7 +31,7 @@ def counts(trials: pd.DataFrame, column: str) -> dict[str, int]:
 
 def provenance(trials: pd.DataFrame, results: Path, command: list[str]) -> dict:
     """Where the published numbers come from: what ran them, on which code and machines, at what cost."""
-    sweeps = sorted({json.loads(p.read_text()).get("command", "") for p in results.rglob(STUDY)} - {""})
+    sweeps = sorted({study.get("command", "") for _, study in studies([results])} - {""})
     seconds = pd.to_numeric(trials.get("train_time_s"), errors="coerce")
     return {
         "regenerate": " ".join(command),
@@ -67,11 +68,10 @@ def publish(results: Path, out: Path, baseline: str, time: str, rank_by: str, ra
     return path
 
 
-def regenerated_differences(out: Path) -> list[str]:
-    """Regenerate the report's tables from the published trials (with the recorded command's options) in a scratch
-    directory and name every table that differs from the published one."""
-    from analysis.__main__ import main  # (the command line the provenance records)
-
+def regenerated_differences(out: Path, main: Callable[[list[str]], int]) -> list[str]:
+    """Regenerate the report's tables from the published trials (with the recorded command's options, run by `main`,
+    analysis.__main__.main: the command line the provenance records) in a scratch directory and name every table
+    that differs from the published one."""
     command = json.loads((out / PROVENANCE).read_text())["regenerate"].split()
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "copy"

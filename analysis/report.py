@@ -44,7 +44,7 @@ from analysis.tuning import (
     tuned_vs_default,
     tuning_cost,
 )
-from suite.layout import PAUSED, STOPPED_EARLY
+from suite.schema import FINISHED, HELD, TrialStatus
 
 PROVENANCE = {
     "provenance.data_fingerprint": "data fingerprints",
@@ -278,8 +278,8 @@ class Report:
         board = pd.DataFrame(
             {
                 "trials": status.size(),
-                "failed": status.apply(lambda s: int((s == "failed").sum())),
-                "diverged": status.apply(lambda s: int((s == "diverged").sum())),
+                "failed": status.apply(lambda s: int((s == TrialStatus.FAILED).sum())),
+                "diverged": status.apply(lambda s: int((s == TrialStatus.DIVERGED).sum())),
                 "tasks": self.tuned.groupby("optimizer").task.nunique(),
             }
         )
@@ -551,7 +551,7 @@ class Report:
             columns=[*self.raw.columns.union(["status", "tokens_per_s", "mfu", "provenance.device"])]
         )
         rate = pd.to_numeric(raw.tokens_per_s, errors="coerce")
-        done = raw[(raw.status == "completed") & (rate > 0)].assign(tokens_per_s=rate)
+        done = raw[(raw.status == TrialStatus.COMPLETED) & (rate > 0)].assign(tokens_per_s=rate)
         if done.empty:
             section.text.append("Not available: no completed trial recorded its throughput.")
             return section
@@ -769,13 +769,13 @@ class Report:
 
     def failed_section(self) -> Section:
         section = Section("Failed trials")
-        unfinished = self.trials[~self.trials.status.isin(("completed", "diverged"))]
-        held = unfinished.status.isin((PAUSED, STOPPED_EARLY))
+        unfinished = self.trials[~self.trials.status.isin(FINISHED)]
+        held = unfinished.status.isin(HELD)
         failed = unfinished[~held]
         if held.any():
             section.text.append(
                 f"{int(held.sum())} trial(s) were stopped early or paused at a rung by a tuning protocol (statuses "
-                f"{STOPPED_EARLY}, {PAUSED}): partial runs by design, left out of every table and figure, not failures."
+                f"{', '.join(HELD)}): partial runs by design, left out of every table and figure, not failures."
             )
         if failed.empty:
             section.text.append("None: every " + ("other " if held.any() else "") + "trial completed or diverged.")

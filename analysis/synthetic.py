@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 
 from suite.layout import CONFIG, METRICS, SUMMARY, run_dir
+from suite.schema import TrialStatus, save_summary
 
 ALPHA, B, BETA = 2.0, 0.3, 3.0
 LR_PENALTY = 0.1
@@ -88,7 +89,7 @@ def write_trial(
         lines.append(json.dumps(row))
     (run / METRICS).write_text("\n".join(lines) + "\n")
     summary = {
-        "status": "completed",
+        "status": TrialStatus.COMPLETED,
         "workload": scale.workload,
         "optimizer": opt.name,
         "seed": seed,
@@ -103,10 +104,11 @@ def write_trial(
         "train_time_s": float(seconds[-1]),
         "target": goal,
         "time_to_target": reached,
+        "error": None,
         "provenance": provenance
         or {"data_fingerprint": f"synthetic:{scale.workload}", "device": "cpu", "packages": {"torch": "2.13.0"}},
     }
-    (run / SUMMARY).write_text(json.dumps(summary))
+    save_summary(run / SUMMARY, summary)
     return run
 
 

@@ -5,16 +5,13 @@ the predicted lr over the local optimum, and the metric lost by using the predic
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis.stats import t_interval
-from suite import transfer
-from suite.layout import STUDY
+from suite import schema, transfer
 from suite.transfer import LR, SEARCHES, vertex
 
 PREDICTIONS = ("step_law", "transfer")
@@ -80,11 +77,6 @@ def in_range(study: dict) -> bool:
     return not study["transfer"]["extrapolated"]
 
 
-def study_files(paths: list) -> list[Path]:
-    """The study.json files of study directories, or under directories holding them."""
-    return sorted({f for p in map(Path, paths) for f in ([p / STUDY] if (p / STUDY).is_file() else p.rglob(STUDY))})
-
-
 def predictions_table(paths: list) -> pd.DataFrame:
     """One row per finished step_law or transfer study among `paths` (study directories, or directories holding
     them): the predicted lr; the local optimum around it (transfer: the vertex of the final held-out loss through
@@ -92,9 +84,7 @@ def predictions_table(paths: list) -> pd.DataFrame:
     them (random, grid or coordinate descent) with its best lr and its optimum (the vertex through its search, as
     the transfer fit takes it); and the metric lost by the prediction against that tuned best, paired by scoring
     seed (positive: worse)."""
-    files = study_files(paths)
-    studies = [{**json.loads(p.read_text()), "directory": p.parent} for p in files]
-    studies = [s for s in studies if s.get("status") == "completed" and s.get("best")]
+    studies = [{**s, "directory": p.parent} for p, s in schema.studies(paths, finished=True)]
     tuned = {}
     for s in studies:
         if s["protocol"] in SEARCHES:
@@ -105,10 +95,10 @@ def predictions_table(paths: list) -> pd.DataFrame:
             continue
         start = s["settings"]["start"]
         predicted = scores(s, start, held_out=s["protocol"] != "step_law")  # (step_law selects on no seed)
-        seed0 = [t for t in s["trials"] if t["seed"] == 0 and t["score"] is not None]
+        searched = schema.search_trials(s)
         local = (
-            vertex([t["config"][LR] for t in seed0], [transfer.final_loss(t) for t in seed0])
-            if len(seed0) >= 3
+            vertex([t["config"][LR] for t in searched], [transfer.final_loss(t) for t in searched])
+            if len(searched) >= 3
             else None
         )
         other = tuned.get((s["optimizer"], *task_of(s)))

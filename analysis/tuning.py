@@ -23,11 +23,11 @@ from scipy.special import comb
 
 from analysis.speedup import check_columns
 from analysis.stats import t_interval
-from suite.layout import FINISHED
+from suite.schema import FINISHED, TrialStatus, best_of
 
 OPTIONAL = {
     "seed": 0,
-    "status": "completed",
+    "status": TrialStatus.COMPLETED.value,
     "lower_is_better": True,
     "hparams": "",
     "default": False,
@@ -80,7 +80,7 @@ def trials_frame(
     df["workload"] = df["workload"].astype(str)
     df["optimizer"] = df["optimizer"].astype(str)
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").fillna(0).astype(int)
-    df["status"] = df["status"].fillna("completed").astype(str)
+    df["status"] = df["status"].fillna(TrialStatus.COMPLETED.value).astype(str)
     df["final_metric"] = pd.to_numeric(df["final_metric"], errors="coerce")
     df["budget_tokens"] = pd.to_numeric(df["budget_tokens"], errors="coerce")
     df["time_to_target"] = pd.to_numeric(df["time_to_target"], errors="coerce").fillna(np.inf)
@@ -88,14 +88,15 @@ def trials_frame(
     df["hparams"] = df["hparams"].fillna("").astype(str)
     lower = df["lower_is_better"].fillna(True).astype(bool)
     score = df["final_metric"].where(lower, -df["final_metric"])
-    df["score"] = score.where(np.isfinite(score) & (df.status != "diverged"), np.inf)
-    df.loc[df.status == "diverged", "time_to_target"] = np.inf
+    diverged = df.status == TrialStatus.DIVERGED
+    df["score"] = score.where(np.isfinite(score) & ~diverged, np.inf)
+    df.loc[diverged, "time_to_target"] = np.inf
     df["rank_score"] = df["score"]
     for workload, name in (rank_by or {}).items():
         check_columns(df, (f"final.{name}",))
         value = pd.to_numeric(df[f"final.{name}"], errors="coerce")
         mine = df.workload == workload
-        df.loc[mine, "rank_score"] = value.where(np.isfinite(value) & (df.status != "diverged"), np.inf)[mine]
+        df.loc[mine, "rank_score"] = value.where(np.isfinite(value) & ~diverged, np.inf)[mine]
     budgets = df.groupby("workload")["budget_tokens"].transform("nunique")
     df["task"] = df["workload"].where(
         budgets <= 1, df["workload"] + " @ " + df["budget_tokens"].map("{:.3g}".format) + " tokens"
@@ -143,38 +144,27 @@ def config_results(trials: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-class TieBreak:
-    """A configuration's hyperparameters as the sweep orders tied configurations (suite/protocols.best_of: by the
-    sorted (name, value) pairs, values compared as numbers: 5.6e-07 before 4.2e-05, which as text sort the
-    other way), so that the analysis selects the configuration the sweep selected and scored."""
-
-    def __init__(self, hparams: str):
-        try:
-            parsed = json.loads(hparams)
-        except ValueError:
-            parsed = None
-        self.items = sorted(parsed.items()) if isinstance(parsed, dict) else [("", hparams)]  # (free text: as text)
-
-    def __lt__(self, other: TieBreak) -> bool:
-        for (name, value), (other_name, other_value) in zip(self.items, other.items, strict=False):
-            if name != other_name:
-                return name < other_name
-            if value != other_value:
-                try:
-                    return value < other_value
-                except TypeError:
-                    return str(value) < str(other_value)
-        return len(self.items) < len(other.items)
+def hyperparameter_values(hparams: str) -> dict:
+    """A trial's hyperparameters (JSON text) as the values the selection rule orders ties by; free text as text."""
+    try:
+        parsed = json.loads(hparams)
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"": hparams}
 
 
 def selection(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, optimizer): the tuned configuration (best on the search seed), how many configurations the search
-    compared, and the defaults' configuration (when a trial ran them)."""
+    """Per (task, optimizer): the tuned configuration (best on the search seed, by the sweep's own rule:
+    suite/schema.best_of), how many configurations the search compared, and the defaults' configuration (when a
+    trial ran them)."""
     configs = config_results(trials)
     tried = configs.groupby(CELL).size().rename("configs_tried")
-    position = {h: i for i, h in enumerate(sorted(set(configs.hparams), key=TieBreak))}
-    ranked = configs.assign(tie=configs.hparams.map(position))  # (ties broken as the sweep breaks them)
-    best = ranked.sort_values([*CELL, "score", "tie"]).groupby(CELL).head(1).set_index(CELL)
+    winner = {
+        cell: best_of(dict(zip(rows.hparams, rows.score, strict=True)), hyperparameter_values)[0]
+        for cell, rows in configs.groupby(CELL)
+    }
+    cells = zip(configs.task, configs.optimizer, strict=True)
+    best = configs[[winner[c] == h for c, h in zip(cells, configs.hparams, strict=True)]].set_index(CELL)
     finished = compared(trials)
     defaults = finished[finished.default].groupby(CELL).hparams.first().rename("default_hparams")
     columns = ["workload", "budget_tokens", "hparams", "search_seed", "score", "rank_score"]

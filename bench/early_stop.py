@@ -8,7 +8,7 @@ rule (`tuning.early_stop=curve|halving`) saves against full random search and wh
 
 Each search draws `trials` configurations of the pool (a seeded draw per search) and is replayed twice: in full,
 and in rungs, where at each rung the rule decides on the curves' prefixes exactly as a sweep in rungs does
-(suite/early_stop.decide on suite/early_stop.run_curve). Replaying is exact because a trial continued from a rung
+(suite/early_stop.decide on suite/curves.run_curve). Replaying is exact because a trial continued from a rung
 is bitwise the trial run straight through. Compute is counted in training steps (a diverged trial ends where it
 diverged, in both); a pick is judged by its final held-out loss (the quantity the rules predict; for cnn_digits the
 leaderboard ranks by it too) and is "within the noise" of full search's pick when the two differ by less than
@@ -29,23 +29,24 @@ import numpy as np
 import yaml
 
 from analysis.predict import error_summary, predictions
-from suite.early_stop import decide, pause_step, run_curve
+from suite.curves import pause_step, run_curve
+from suite.early_stop import decide
 from suite.layout import CONFIG, STUDY, SUMMARY
-from suite.records import read_json
+from suite.schema import FINISHED, SEARCH_SEED, TrialStatus, load_study, summary_or_empty
 
 
 def pool(study: Path, rungs: list[float]) -> tuple[dict[str, dict], float]:
     """The pool study's seed-0 runs by trial (steps run, final loss, where each rung pauses it, its prefix there)
     and the seed sd of the final loss of its best configuration, run on several seeds."""
     runs, by_config = {}, {}
-    for trial in json.loads((study / STUDY).read_text())["trials"]:
+    for trial in load_study(study / STUDY)["trials"]:
         directory = Path(trial["run_dir"])
-        summary = read_json(directory / SUMMARY) or {}
-        if summary.get("status") not in ("completed", "diverged"):
+        summary = summary_or_empty(directory / SUMMARY)
+        if summary.get("status") not in FINISHED:
             continue
-        final = run_curve(directory).losses[-1] if summary["status"] == "completed" else math.inf
+        final = run_curve(directory).losses[-1] if summary["status"] == TrialStatus.COMPLETED else math.inf
         by_config.setdefault(trial["trial"], []).append(final)
-        if trial["seed"] == 0:
+        if trial["seed"] == SEARCH_SEED:
             eval_every = yaml.safe_load((directory / CONFIG).read_text())["eval_every"]
             pauses = {r: pause_step(r, summary["budget"]["steps"], eval_every) for r in rungs}
             prefixes = {r: run_curve(directory, r) for r in rungs}

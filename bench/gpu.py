@@ -24,6 +24,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from suite import CONF_DIR, trial
+from suite.schema import TrialStatus
 from workloads.lm.data import write_shard
 
 DEFAULT_OPTIMIZERS = "adamw,muon,scion,soap,kron,nadamw,lion,adam_mini,mars,sophia"
@@ -42,7 +43,7 @@ def run_one(optimizer: str, overrides: list[str], results: Path) -> dict:
     code = trial.run(cfg)
     (summary,) = (results / optimizer).rglob("summary.json")
     record = json.loads(summary.read_text())
-    if code != 0 or record["status"] != "completed":
+    if code != 0 or record["status"] != TrialStatus.COMPLETED:
         raise SystemExit(f"{optimizer}: trial ended {record['status']} ({record.get('error')})")
     return record
 

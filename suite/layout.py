@@ -1,8 +1,8 @@
 """The contract between the packages: which config keys define a trial, and where its record lives.
 
 Torch-free, so the sweep driver and `analysis/` import it as cheaply as the harness does. Every other module takes
-these facts from here: trial ids, the run-directory layout, the record's file names, what counts as finished,
-where a replaced record is set aside and where a study lives.
+these facts from here: trial ids, the run-directory layout, the record's file names, where a replaced record is
+set aside and where a study lives (what the records hold is suite/schema.py's).
 
     <results_dir>/<workload>/<optimizer>/<trial_id>/seed<seed>/{config.yaml, metrics.jsonl, summary.json,
                                                                 checkpoint.pt (unfinished trials only),
@@ -56,10 +56,7 @@ CONFIG, SUMMARY, METRICS, CHECKPOINT, STUDY, PARENT = (
     "study.json",
     "parent.pt",  # a PBT member's starting point: a copy of the checkpoint named by its `init_from`
 )
-RECORD_FILES = (CONFIG, SUMMARY, METRICS)
-FINISHED = ("completed", "diverged")  # statuses of a trial that is never run again (unless force=true)
-PAUSED = "paused"  # stopped at `pause_at` with a checkpoint: a run without it continues the trial
-STOPPED_EARLY = "stopped_early"  # paused, and left there by a study's early-stopping rule (suite/early_stop.py)
+RECORD_FILES = (CONFIG, SUMMARY, METRICS)  # what the records hold: suite/schema.py
 REPLACED = ".replaced"
 
 # Names that become path components: no separators, no leading dot, nothing a shell or a file system treats oddly.
@@ -137,10 +134,6 @@ def is_study_defining(override: str) -> bool:
     """Whether a command-line override changes what a study's trials train (the sweep sets the seeds itself)."""
     head = override.lstrip("+~").partition("=")[0].split(".")[0]
     return head in TRIAL_KEYS and not override.lstrip("+~").startswith("optimizer.search_space")
-
-
-def is_finished(summary: dict | None) -> bool:
-    return bool(summary) and summary.get("status") in FINISHED
 
 
 def is_record_dir_name(name: str) -> bool:

@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from suite.protocols import Config, Dim
+from suite.protocols import Config
+from suite.search_space import Dim
 
 FACTORS = (0.8, 1.25)
 

@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from suite.layout import PAUSED, SUMMARY
-from suite.records import read_json
+from suite.layout import SUMMARY
+from suite.schema import FINISHED, TrialStatus, status_of
 
 QUIET_S = 10.0  # at most one line this often while trials finish ...
 HEARTBEAT_S = 60.0  # ... and one at least this often while none does
@@ -40,8 +40,8 @@ class Progress:
                 fresh = path.stat().st_mtime >= self.started
             except OSError:
                 continue
-            status = (read_json(path) or {}).get("status") if fresh else None
-            if status in ("completed", "diverged", "failed", PAUSED):
+            status = status_of(path) if fresh else None
+            if status in (*FINISHED, TrialStatus.FAILED, TrialStatus.PAUSED):
                 counts[status] += 1
         return counts
 

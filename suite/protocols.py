@@ -12,55 +12,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import qmc
 
-from optimizers.hparams import rule_for
+from suite.schema import SEARCH_SEED, best_of, scoring_seeds
+from suite.search_space import Dim
 from suite.transfer import checks
 
 Config = dict[str, float]  # search-space key (`lr`, `betas.1`) -> value
-
-
-@dataclass(frozen=True)
-class Dim:
-    key: str
-    low: float
-    high: float
-    log: bool
-
-    def value(self, u: float) -> float:
-        """The point at fraction u of the range (on a log scale for log dimensions), to 6 significant digits."""
-        if self.log:
-            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-        else:
-            v = self.low + u * (self.high - self.low)
-        return float(f"{v:.6g}")
-
-    def position(self, v: float) -> float:
-        """Where v lies on the range's scale: 0 at low, 1 at high (outside [0, 1] beyond the range)."""
-        if self.log:
-            return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
-        return (v - self.low) / (self.high - self.low)
-
-    def grid(self, points: int) -> list[float]:
-        return [self.value(u) for u in np.linspace(0.0, 1.0, points)]
-
-    def beyond(self, v: float, points: int) -> float | None:
-        """One grid step past the range's edge when v is at or beyond it (a coordinate-descent best at the edge
-        of its range: the optimum may lie outside), if the hyperparameter's rule allows the value; else None."""
-        step, u = 1.0 / (points - 1), self.position(v)
-        if 1e-9 < u < 1 - 1e-9:  # inside the range
-            return None
-        further = self.value(u - step if u < 0.5 else u + step)
-        rule = rule_for(self.key.partition(".")[0])
-        return further if rule is None or rule.holds(further) else None
-
-
-def dims(search_space: dict) -> list[Dim]:
-    """The search space (already validated by the optimizer's spec), in a fixed order."""
-    return [Dim(k, float(d["low"]), float(d["high"]), d["scale"] == "log") for k, d in sorted(search_space.items())]
 
 
 def random_configs(space: list[Dim], n: int, seed: int, sampler: str = "halton") -> list[Config]:
@@ -96,14 +56,6 @@ def neighbours(best: Config, space: list[Dim], points: int) -> list[Config]:
 
 def key(config: Config) -> tuple:
     return tuple(sorted(config.items()))
-
-
-def best_of(results: dict[tuple, float]) -> tuple[tuple, float] | None:
-    """The configuration key with the lowest score (ties broken by the key, so the choice is deterministic)."""
-    if not results:
-        return None
-    k = min(results, key=lambda k: (results[k], k))
-    return k, results[k]
 
 
 # --- the planners: (start, scores so far, space, settings) -> the search configurations to run next ------------
@@ -178,14 +130,14 @@ def next_trials(
     on seed 0 alone, so tuned and default are compared on seeds that played no part in it; empty when the study is
     done, when every configuration failed, or when a trial of the search never finished (no step is decided on
     partial results: a rerun of the command resumes it)."""
-    search = {k: score for (k, seed), score in results.items() if seed == 0}
+    search = {k: score for (k, seed), score in results.items() if seed == SEARCH_SEED}
     if any(score is None for score in search.values()):
         return []
     batch = search_batch(protocol, start, search, space, settings)
     if batch:
-        return [(c, 0) for c in batch]
+        return [(c, SEARCH_SEED) for c in batch]
     best = best_of(search)
     if best is None or not math.isfinite(best[1]):
         return []
     scored = [best[0]] + ([key(start)] if key(start) != best[0] else [])
-    return [(dict(k), s) for k in scored for s in range(1, settings["seeds"]) if (k, s) not in results]
+    return [(dict(k), s) for k in scored for s in scoring_seeds(settings["seeds"]) if (k, s) not in results]

@@ -15,7 +15,8 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from suite.layout import METRICS, SUMMARY
-from suite.records import read_json, read_jsonl
+from suite.records import read_jsonl
+from suite.schema import TrialStatus, summary_or_empty
 
 NORMS = {"l2": ("grad_norms", 2.0), "l1": ("grad_norms_l1", 1.0)}  # metrics key, and p in w_t = g_t^-p
 SGD_LIKE = ("sgd",)  # `norm: auto` takes the paper's SGD form for these, the Adam form for every other optimizer
@@ -39,10 +40,10 @@ def source_norms(schedule: dict, cfg: dict, steps: int) -> np.ndarray:
     """The source run's per-step gradient norms (the form this trial's optimizer takes). ValueError when the source
     is not a finished run of the same workload and budget with a norm logged for every step."""
     source = Path(str(schedule["from"])).expanduser()
-    summary = read_json(source / SUMMARY)
-    if not isinstance(summary, dict) or not (source / METRICS).is_file():
+    summary = summary_or_empty(source / SUMMARY)
+    if not summary or not (source / METRICS).is_file():
         raise ValueError(f"schedule.from={source} is not a run directory (no {SUMMARY} and {METRICS})")
-    if summary.get("status") != "completed":
+    if summary["status"] != TrialStatus.COMPLETED:
         raise ValueError(f"schedule.from={source} is a {summary.get('status')} run; refine from a completed one")
     if summary.get("workload") != cfg["workload"]["name"] or summary["budget"]["steps"] != steps:
         raise ValueError(

@@ -15,30 +15,31 @@ import numpy as np
 import yaml
 
 from optimizers.hparams import check_values, hyperparameters, validate_search_space
-from suite import declared_hyperparameters, early_stop, pbt, step_law, transfer
-from suite.layout import (
-    CHECKPOINT,
-    FINISHED,
-    PARENT,
-    PAUSED,
-    STOPPED_EARLY,
-    STUDY,
-    SUMMARY,
-    is_study_defining,
-    run_dir,
-    study_dir,
-)
-from suite.protocols import Config, Dim, best_of, dims, key, next_trials, random_configs, wanted
+from suite import curves, declared_hyperparameters, early_stop, pbt, step_law, transfer
+from suite.layout import CHECKPOINT, PARENT, STUDY, SUMMARY, is_study_defining, run_dir, study_dir
+from suite.protocols import Config, key, next_trials, random_configs, wanted
 from suite.records import atomic_write, atomic_write_json, atomic_write_text, read_json
+from suite.schema import (
+    ENDED,
+    FINISHED,
+    ORIGIN,
+    SEARCH_SEED,
+    Origin,
+    StudyStatus,
+    TrialStatus,
+    best_of,
+    final_score,
+    load_study,
+    mark_stopped,
+    save_study,
+    summary_or_empty,
+)
+from suite.search_space import Dim, dims
 
-ENDED = (*FINISHED, STOPPED_EARLY)  # a study's trials that it runs no further
 EARLY_STOP = "early_stop.json"  # a study's rung decisions, written when made (the authority on what it stopped)
 POPULATION = "population.json"  # a PBT study's members, generation by generation (the authority on its lineage)
 EARLY_STOP_KEYS = ("early_stop", "rungs", "eta")  # settings of tuning.early_stop; part of a study's settings only
 # when it is on (a study without early stopping keeps the settings it always had)
-
-
-ORIGIN = "init_from"  # a PBT member's configuration also names the run it starts from (suite/pbt.py)
 
 
 def with_values(optimizer_cfg: dict, config: Config) -> dict:
@@ -140,11 +141,9 @@ class Study:
 
     def load(self) -> None:
         path = self.directory / STUDY
-        if not path.exists():
+        saved = load_study(path)
+        if saved is None:
             return
-        saved = read_json(path)
-        if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
-            raise ValueError(f"{path} is not a study record (damaged or not written by this suite); move it away")
         old, new = saved["settings"], self.settings()
         differing = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
         if "overrides" in differing:
@@ -220,18 +219,14 @@ class Study:
         """(status, score): score is the final metric oriented so lower is better, +inf when diverged, failed,
         refused or stopped early by this study."""
         if key(config) in self.refused:
-            return "refused", math.inf
-        if seed == 0 and self.stopped(config) is not None:
-            return STOPPED_EARLY, math.inf
-        summary = read_json(self.run_dir(config, seed) / SUMMARY) or {}
+            return TrialStatus.REFUSED, math.inf
+        if seed == SEARCH_SEED and self.stopped(config) is not None:
+            return TrialStatus.STOPPED_EARLY, math.inf
+        summary = summary_or_empty(self.run_dir(config, seed) / SUMMARY)
         status = summary.get("status")
         if status in FINISHED and self.force and (key(config), seed) not in self.attempted:
             return None, math.inf  # --force: run again once in this invocation
-        if status == "completed" and summary.get("final"):
-            metric = summary.get("metric") or {"name": "loss", "lower_is_better": True}
-            value = summary["final"][metric["name"]]
-            return status, value if metric["lower_is_better"] else -value
-        return status, math.inf
+        return status, final_score(summary)
 
     def results(self) -> dict[tuple[tuple, int], float | None]:
         """The score of every trial run so far: finished ones, and those tried in this invocation (not retried
@@ -240,8 +235,9 @@ class Study:
         for k, config in self.configs.items():
             for seed in range(self.tuning["seeds"]):
                 status, score = self.outcome(config, seed)
-                if status in (*ENDED, "refused") or (k, seed) in self.attempted:
-                    scores[(k, seed)] = score if status in (*ENDED, "failed", "refused") else None
+                if status in (*ENDED, TrialStatus.REFUSED) or (k, seed) in self.attempted:
+                    done = (*ENDED, TrialStatus.FAILED, TrialStatus.REFUSED)
+                    scores[(k, seed)] = score if status in done else None
         return scores
 
     # --- early stopping in rungs (suite/early_stop.py) -------------------------------------------------------
@@ -253,28 +249,28 @@ class Study:
         checkpoint)."""
         if key(config) in self.refused or self.stopped(config) is not None:
             return None
-        summary = read_json(self.run_dir(config, 0) / SUMMARY) or {}
+        summary = summary_or_empty(self.run_dir(config, SEARCH_SEED) / SUMMARY)
         status = summary.get("status")
-        if status == "completed":
+        if status == TrialStatus.COMPLETED:
             return 1.0
-        if status in FINISHED or (status == "failed" and (key(config), 0) in self.attempted):
+        if status in FINISHED or (status == TrialStatus.FAILED and (key(config), SEARCH_SEED) in self.attempted):
             return None
         name = trial_name(config)
         kept = [float(r) for r, decided in self.decisions.items() if name in decided]  # (it was running there)
-        if status in (PAUSED, STOPPED_EARLY):  # (STOPPED_EARLY: by another study, which left it at its rung)
+        if status in (TrialStatus.PAUSED, TrialStatus.STOPPED_EARLY):  # (stopped early by another study)
             kept += [r for r in self.tuning["rungs"] if self.passed(summary, r)]
         return max(kept, default=0.0)
 
     def passed(self, summary: dict, fraction: float) -> bool:
         """Whether a paused run's record stands at or beyond where a trial pauses for `fraction` of its budget."""
-        return summary["steps"] >= early_stop.pause_step(fraction, summary["budget"]["steps"], self.cfg["eval_every"])
+        return summary["steps"] >= curves.pause_step(fraction, summary["budget"]["steps"], self.cfg["eval_every"])
 
     def decide(self, rung: float, alive: list[Config]) -> None:
         """The rule's decision at a rung over the configurations still running, made once: written to
         early_stop.json (the study's authority) and, for each trial it stops, into the trial's summary.json
         (status stopped_early, with its prediction; its checkpoint stays, so another study may continue it)."""
-        curves = {trial_name(c): early_stop.run_curve(self.run_dir(c, 0), rung) for c in alive}
-        decisions = early_stop.decide(self.rule, curves, self.tuning.get("eta", 2), seed=self.tuning["seed"])
+        found = {trial_name(c): curves.run_curve(self.run_dir(c, SEARCH_SEED), rung) for c in alive}
+        decisions = early_stop.decide(self.rule, found, self.tuning.get("eta", 2), seed=self.tuning["seed"])
         self.decisions[str(rung)] = decisions
         record = {"rule": self.rule, "rungs": self.decisions}
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -282,10 +278,7 @@ class Study:
         for config in alive:
             decision = decisions[trial_name(config)]
             if decision["stop"]:
-                path = self.run_dir(config, 0) / SUMMARY
-                summary = read_json(path) or {}
-                stopped = {"rule": self.rule, "rung": rung, "study": str(self.directory), **decision}
-                atomic_write_json(path, {**summary, "status": STOPPED_EARLY, "early_stop": stopped})
+                mark_stopped(self.run_dir(config, SEARCH_SEED) / SUMMARY, self.rule, rung, self.directory, **decision)
 
     def rung_trials(self) -> list[tuple[Config, int]] | None:
         """The search trials to run to the next rung (or to the end after the last), deciding at each rung once
@@ -312,7 +305,7 @@ class Study:
             for config in pending:
                 self.launched_to[key(config)] = target
             self.pause_at = target if target < 1.0 else None
-            return [(c, 0) for c in pending]
+            return [(c, SEARCH_SEED) for c in pending]
 
     # --- Population Based Training (suite/pbt.py) ---------------------------------------------------------------
     def members(self) -> list[dict]:
@@ -321,7 +314,7 @@ class Study:
         if self.population is None:
             found = random_configs(self.space, self.tuning["population"], self.tuning["seed"], self.tuning["sampler"])
             # (the population's own trials: a random search's run of the same point may have run on past a boundary)
-            first = [{**c, ORIGIN: f"population-{self.tuning['name']}@0"} for c in found]
+            first = [{**c, ORIGIN: str(Origin(population=self.tuning["name"]))} for c in found]
             lineage = [[{"generation": 0, "step": 0, "config": c}] for c in found]
             members = [{"config": c, "lineage": history} for c, history in zip(first, lineage, strict=True)]
             self.population = {"generation": 0, "members": members, "replaced": {}}
@@ -330,18 +323,18 @@ class Study:
     def member_at(self, config: Config, target: float | None) -> bool:
         """Whether a member's trial has reached the boundary `target` (None: the end), or ended before it (diverged,
         or failed in this invocation: a failed trial is tried again when the command runs again)."""
-        summary = read_json(self.run_dir(config, 0) / SUMMARY) or {}
+        summary = summary_or_empty(self.run_dir(config, SEARCH_SEED) / SUMMARY)
         status = summary.get("status")
-        if status in FINISHED or (status == "failed" and self.launched_to.get(key(config), -1) == target):
+        if status in FINISHED or (status == TrialStatus.FAILED and self.launched_to.get(key(config), -1) == target):
             return True
-        return target is not None and status == PAUSED and self.passed(summary, target)
+        return target is not None and status == TrialStatus.PAUSED and self.passed(summary, target)
 
     def member_loss(self, config: Config, target: float) -> float:
         """A member's held-out loss at the boundary; inf when it diverged or failed."""
-        directory = self.run_dir(config, 0)
-        if (read_json(directory / SUMMARY) or {}).get("status") not in (PAUSED, "completed"):
+        directory = self.run_dir(config, SEARCH_SEED)
+        if summary_or_empty(directory / SUMMARY).get("status") not in (TrialStatus.PAUSED, TrialStatus.COMPLETED):
             return math.inf
-        losses = early_stop.run_curve(directory, target).losses
+        losses = curves.run_curve(directory, target).losses
         return losses[-1] if losses and math.isfinite(losses[-1]) else math.inf
 
     def next_generation(self, target: float) -> None:
@@ -349,38 +342,41 @@ class Study:
         members, generation = self.members(), self.population["generation"]
         losses = [self.member_loss(m["config"], target) for m in members]
         rng = np.random.default_rng([self.tuning["seed"], generation + 1])
-        steps = next(s["budget"]["steps"] for m in members if (s := read_json(self.run_dir(m["config"], 0) / SUMMARY)))
-        step = early_stop.pause_step(target, steps, self.cfg["eval_every"])
+        steps = next(
+            s["budget"]["steps"]
+            for m in members
+            if (s := summary_or_empty(self.run_dir(m["config"], SEARCH_SEED) / SUMMARY))
+        )
+        step = curves.pause_step(target, steps, self.cfg["eval_every"])
         replaced = []
         for loser, donor in sorted(pbt.exploit(losses, rng).items()):
             source = members[donor]["config"]
             values = pbt.perturb(source, self.space, rng, self.tuning["resample"])  # (the searched keys only)
-            origin = f"{self.run_dir(source, 0).parent.name}/seed0@{step}"
+            origin = str(Origin(trial=self.run_dir(source, SEARCH_SEED).parent.name, seed=SEARCH_SEED, step=step))
             replaced.append(members[loser]["config"])
             event = {"generation": generation + 1, "step": step, "copied": donor, "from": origin, "config": values}
             members[loser] = {"config": {**values, ORIGIN: origin}, "lineage": [*members[donor]["lineage"], event]}
         # Replaced: a paused trial no member runs any more (not a diverged one: it ended of itself; not one another
         # member still runs). Its checkpoint stays; its record says why it went no further.
         current = {key(m["config"]) for m in members}
-        paths = {trial_name(c): self.run_dir(c, 0) / SUMMARY for c in replaced if key(c) not in current}
-        summaries = {name: read_json(path) or {} for name, path in paths.items()}
-        gone = [name for name, summary in summaries.items() if summary.get("status") == PAUSED]
+        paths = {trial_name(c): self.run_dir(c, SEARCH_SEED) / SUMMARY for c in replaced if key(c) not in current}
+        gone = [name for name, path in paths.items() if summary_or_empty(path).get("status") == TrialStatus.PAUSED]
         self.population["replaced"].update(dict.fromkeys(gone, target))
         self.population["generation"] = generation + 1
         self.directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.directory / POPULATION, self.population)
         for name in gone:
-            stopped = {"rule": "pbt", "rung": target, "study": str(self.directory)}
-            atomic_write_json(paths[name], {**summaries[name], "status": STOPPED_EARLY, "early_stop": stopped})
+            mark_stopped(paths[name], "pbt", target, self.directory)
 
     def copy_parents(self, configs: list[Config]) -> None:
         """Each new member's starting point: its donor's checkpoint at the boundary, copied to parent.pt (done
         before the donor trains on, so a rerun after a kill finds the donor still at the boundary)."""
         for config in configs:
-            child = self.run_dir(config, 0)
-            if "/" not in config.get(ORIGIN, "") or (child / PARENT).exists() or (child / SUMMARY).exists():
+            child = self.run_dir(config, SEARCH_SEED)
+            run = Origin.parse(config[ORIGIN]).run if ORIGIN in config else None
+            if run is None or (child / PARENT).exists() or (child / SUMMARY).exists():
                 continue
-            donor = child.parents[1] / config[ORIGIN].partition("@")[0] / CHECKPOINT
+            donor = child.parents[1] / run / CHECKPOINT
             if donor.is_file():
                 child.mkdir(parents=True, exist_ok=True)
                 atomic_write(child / PARENT, lambda f, donor=donor: f.write(donor.read_bytes()))
@@ -406,7 +402,7 @@ class Study:
             for config in pending:
                 self.launched_to[key(config)] = target
             self.pause_at = target
-            return [(c, 0) for c in pending]
+            return [(c, SEARCH_SEED) for c in pending]
 
     def next_trials(self) -> list[tuple[Config, int]]:
         """What the protocol's planner asks for next, given this study's results, less the configurations the
@@ -446,13 +442,13 @@ class Study:
         every search configuration to the end would have cost: the compute protocols are compared at."""
         spent, budgets = 0, []
         for config in self.configs.values():
-            summary = read_json(self.run_dir(config, 0) / SUMMARY)
-            if not (summary or {}).get("budget"):  # (the defaults of a random search run on the scoring seeds only)
+            summary = summary_or_empty(self.run_dir(config, SEARCH_SEED) / SUMMARY)
+            if not summary.get("budget"):  # (the defaults of a random search run on the scoring seeds only)
                 continue
             budgets.append(summary["budget"]["steps"])
             rung = self.stopped(config)  # (another study may have continued it since)
-            stop = None if rung is None else early_stop.pause_step(rung, budgets[-1], self.cfg["eval_every"])
-            start = int(config[ORIGIN].rpartition("@")[2]) if ORIGIN in config else 0  # (a PBT member's parent's)
+            stop = None if rung is None else curves.pause_step(rung, budgets[-1], self.cfg["eval_every"])
+            start = Origin.parse(config[ORIGIN]).step if ORIGIN in config else 0  # (a PBT member's parent's)
             spent += (summary.get("steps", 0) if stop is None else stop) - start
         runs = self.tuning["population"] if self.tuning["protocol"] == "pbt" else len(budgets)
         return {"search_steps": spent, "search_steps_full": runs * max(budgets, default=0)}
@@ -460,12 +456,12 @@ class Study:
     def record(self, command: str, done: bool) -> dict:
         """study.json: protocol, budget, every trial with its outcome, the best configuration, the status."""
         results = self.results()
-        search = {k: s for (k, seed), s in results.items() if seed == 0 and s is not None}
+        search = {k: s for (k, seed), s in results.items() if seed == SEARCH_SEED and s is not None}
         # (a failed or diverged configuration is never the best: it has no result to show)
         best = best_of({k: s for k, s in search.items() if s < math.inf})
         trials = []
         for k, config in sorted(self.configs.items()):
-            ran = [s for s in range(self.tuning["seeds"]) if (k, s) in results] or [0]
+            ran = [s for s in range(self.tuning["seeds"]) if (k, s) in results] or [SEARCH_SEED]
             for seed in range(self.tuning["seeds"]) if best and k == best[0] else ran:
                 status, score = self.outcome(config, seed)
                 trials.append(
@@ -489,7 +485,7 @@ class Study:
             "settings": self.settings(),
             "extensions": self.extensions(),
             "budget": {  # what was spent, under which cap, and what the cap kept from running
-                "configurations": len([k for k in self.configs if (k, 0) in results or k != key(self.start)]),
+                "configurations": len([k for k in self.configs if (k, SEARCH_SEED) in results or k != key(self.start)]),
                 "dimensions": len(self.space),
                 "seeds": self.tuning["seeds"],
                 "trials": len(trials),
@@ -499,7 +495,7 @@ class Study:
             },
             "trials": trials,
             "best": None,
-            "status": ("completed" if not failed else "incomplete") if done else "running",
+            "status": (StudyStatus.INCOMPLETE if failed else StudyStatus.COMPLETED) if done else StudyStatus.RUNNING,
             "command": command,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -512,11 +508,11 @@ class Study:
         if best:
             config = dict(best[0])
             mine = [t for t in trials if t["trial"] == trial_name(config) and t["score"] is not None]
-            # scored on the seeds that played no part in its selection (seed 0) where it has them
-            held_out = [t["score"] for t in mine if t["seed"] != 0]
+            # scored on the seeds that played no part in its selection where it has them
+            held_out = [t["score"] for t in mine if t["seed"] != SEARCH_SEED]
             scores = held_out or [t["score"] for t in mine]
             median = statistics.median(scores)
-            metric = (read_json(self.run_dir(config, 0) / SUMMARY) or {}).get("metric") or {"name": "loss"}
+            metric = summary_or_empty(self.run_dir(config, SEARCH_SEED) / SUMMARY).get("metric") or {"name": "loss"}
             study["best"] = {
                 "trial": trial_name(config),
                 "config": config,
@@ -531,5 +527,5 @@ class Study:
                 lineage = [m["lineage"] for m in self.population["members"] if key(m["config"]) == best[0]]
                 study["best"]["lineage"] = lineage[0] if lineage else None
         self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.directory / STUDY, study)
+        save_study(self.directory / STUDY, study)
         return study

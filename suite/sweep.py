@@ -37,8 +37,8 @@ from suite.checks import check_cluster, check_group_choices, check_overrides
 from suite.layout import STUDY, SUMMARY
 from suite.progress import Progress
 from suite.protocols import Config, key
-from suite.records import read_json
-from suite.study import ENDED, Study
+from suite.schema import ENDED, SEARCH_SEED, TrialStatus, load_study, summary_or_empty
+from suite.study import Study
 
 
 def compose_config(overrides: list[str]) -> dict:
@@ -404,9 +404,9 @@ def parse(argv: list[str]) -> tuple[list[str], list[Task], list[str], bool]:
 def failure_table(studies: list[Study]) -> list[dict]:
     rows = []
     for study in studies:
-        for trial in read_json(study.directory / STUDY)["trials"]:
+        for trial in load_study(study.directory / STUDY)["trials"]:
             if trial["status"] not in ENDED:
-                summary = read_json(Path(trial["run_dir"]) / SUMMARY) or {}
+                summary = summary_or_empty(Path(trial["run_dir"]) / SUMMARY)
                 reason = (
                     study.refused.get(key(trial["config"]))
                     or summary.get("error")
@@ -419,7 +419,7 @@ def failure_table(studies: list[Study]) -> list[dict]:
 def rerun_may_help(row: dict) -> bool:
     """A trial that never started, was stopped or killed mid-way, or ran out of memory or disk may finish when
     run again; one that raised an error in training raises it again (trials are deterministic)."""
-    return row["status"] in (None, "running") or row["reason"].split(":")[0] in (
+    return row["status"] in (None, TrialStatus.RUNNING) or row["reason"].split(":")[0] in (
         "interrupted",
         "MemoryError",
         "OSError",
@@ -505,14 +505,14 @@ def sweep(studies: list[Study], cluster: dict, slots: list[Slot], command: str, 
         for study, pairs in batches:
             study.launched(pairs)
     for study in studies:
-        record = read_json(study.directory / STUDY)
+        record = load_study(study.directory / STUDY)
         best = record["best"]
         shown = (
             f"best {best['config']}: {best['metric']} {best['median']:.6g} "
             + (
-                "(seed 0, the selection seed: in-sample)"
+                f"(seed {SEARCH_SEED}, the selection seed: in-sample)"
                 if best.get("in_sample")
-                else f"(median of {best['seeds']} scoring seed(s); selected on seed 0)"
+                else f"(median of {best['seeds']} scoring seed(s); selected on seed {SEARCH_SEED})"
             )
             if best
             else "no configuration finished without failing or diverging"

@@ -20,6 +20,7 @@ from suite import distributed
 from suite.checkpoint import Preemption
 from suite.distributed import SINGLE, Ranks
 from suite.records import MetricsLog
+from suite.schema import TrialStatus
 from workloads.base import Batch, Workload, to_device
 
 
@@ -40,7 +41,8 @@ class TrainSettings:
 
 @dataclass
 class Outcome:
-    status: str = "completed"  # or "diverged", or "paused" (at settings.pause_step)
+    status: str = TrialStatus.COMPLETED.value  # or DIVERGED, or PAUSED (at settings.pause_step); plain text, as a
+    # checkpoint (loaded with weights_only=True) holds it
     reason: str | None = None
     steps: int = 0
     tokens: int = 0
@@ -226,7 +228,7 @@ def train(
             norms.clear()
             first_loss = loss_value if first_loss is None else first_loss
             if not math.isfinite(loss_value) or loss_value > settings.divergence_factor * first_loss:
-                out.status = "diverged"
+                out.status = TrialStatus.DIVERGED.value
                 out.reason = f"train loss {loss_value:.4g} at step {done} (first loss {first_loss:.4g})"
                 log.append(row)
                 break
@@ -266,9 +268,9 @@ def train(
                 bar.close()
                 preemption.hand_over()
         if pause:
-            out.status = "paused"
+            out.status = TrialStatus.PAUSED.value
             break
     bar.close()
-    if out.status == "diverged":
+    if out.status == TrialStatus.DIVERGED:
         out.final = None
     return out

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from suite.layout import STUDY, SUMMARY
-from suite.records import read_json
+from suite.schema import StudyStatus, load_study, search_trials, studies, summary_or_empty
 
 LR = "lr"
 NEAREST = 5  # the vertex is fitted on the best trial and the trials nearest it in log lr, this many in all
@@ -69,28 +69,28 @@ def fit_vertex(xs: np.ndarray, ys: np.ndarray) -> dict | None:
 def final_loss(trial: dict) -> float:
     """A study trial's final held-out loss (what the optimum is fitted to, whatever the study ranks by: accuracy
     moves in steps of one example), or its score where the run records no loss."""
-    final = (read_json(Path(trial["run_dir"]) / SUMMARY) or {}).get("final") or {}
+    final = summary_or_empty(Path(trial["run_dir"]) / SUMMARY).get("final") or {}
     return float(final["loss"]) if "loss" in final else trial["score"]
 
 
 def study_optimum(directory: Path) -> dict:
     """One finished tuned study's task, scale and optimum. ValueError when it is not one."""
-    study = read_json(Path(directory) / STUDY)
-    if not isinstance(study, dict) or not isinstance(study.get("settings"), dict):
-        raise ValueError(f"{directory} holds no study (no readable {STUDY})")
-    if study.get("protocol") not in SEARCHES or study.get("status") != "completed" or not study.get("best"):
+    study = load_study(Path(directory) / STUDY)
+    if study is None:
+        raise ValueError(f"{directory} holds no study (no {STUDY})")
+    if study["protocol"] not in SEARCHES or study["status"] != StudyStatus.COMPLETED or not study["best"]:
         raise ValueError(f"{directory} holds no finished search study (random, grid or coordinate descent)")
     space = study["settings"].get("search_space") or {}
     if LR not in space:
         raise ValueError(f"{directory}: lr is not searched, so it has no optimum lr to fit")
-    searched = [t for t in study["trials"] if t["seed"] == 0 and t["score"] is not None]
+    searched = search_trials(study)
     best = study["best"]["config"]
     # Along lr at the best's other values (a grid or coordinate descent's line) where there are three such trials.
     line = [t for t in searched if all(t["config"].get(k) == v for k, v in best.items() if k != LR)]
     points = line if len({t["config"][LR] for t in line}) >= 3 else searched
     optimum = vertex([t["config"][LR] for t in points], [final_loss(t) for t in points])
     best_run = next(t["run_dir"] for t in study["trials"] if t["trial"] == study["best"]["trial"])
-    summary = read_json(Path(best_run) / SUMMARY) or {}
+    summary = summary_or_empty(Path(best_run) / SUMMARY)
     n, d = summary.get("params_non_embedding"), (summary.get("budget") or {}).get("tokens")
     if not n or not d:
         raise ValueError(f"{directory}: its runs record no non-embedding parameter count N or budget D")
@@ -110,15 +110,14 @@ def study_optimum(directory: Path) -> dict:
 def find_studies(paths: list[str], optimizer: str | None = None) -> list[Path]:
     """The study directories under `paths` (each a study directory or a directory holding some), of `optimizer`
     when given, searches only."""
-    found = []
     for path in map(Path, paths):
         if not path.is_dir():
             raise ValueError(f"{path} is not a directory")
-        for file in sorted(path.rglob(STUDY)) if not (path / STUDY).is_file() else [path / STUDY]:
-            study = read_json(file) or {}
-            if study.get("protocol") in SEARCHES and optimizer in (None, study.get("optimizer")):
-                found.append(file.parent)
-    return found
+    return [
+        file.parent
+        for file, study in studies(paths)
+        if study["protocol"] in SEARCHES and optimizer in (None, study["optimizer"])
+    ]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import gc
 import math
-import re
 import resource
 import sys
 import traceback
@@ -21,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from optimizers import get_spec, schedules
 from optimizers.hparams import hyperparameters, validate, validate_search_space
 from optimizers.spec import BuildContext, OptimizerSpec
-from suite import checkpoint, declared_hyperparameters, distributed, early_stop, micro_batch, refined, rng, throughput
+from suite import checkpoint, curves, declared_hyperparameters, distributed, micro_batch, refined, rng, throughput
 from suite.checkpoint import Preemption
 from suite.layout import (
     CHECKPOINT,
@@ -29,7 +28,6 @@ from suite.layout import (
     METRICS,
     PARENT,
     SUMMARY,
-    is_finished,
     replaced_dir,
     results_dir_of,
     resume_differences,
@@ -37,14 +35,12 @@ from suite.layout import (
     unclassified,
 )
 from suite.provenance import device_name, provenance
-from suite.records import MetricsLog, atomic_write_json, atomic_write_text, read_json
+from suite.records import MetricsLog, atomic_write_text
+from suite.schema import Origin, RecordError, TrialStatus, check_facts, is_finished, load_summary, save_summary
 from suite.trainer import Optimization, Outcome, TrainSettings, train, train_step
 from workloads import Workload, build_workload
 from workloads.base import to_device
 
-# A PBT member's start: another run's (trial id, seed) at a step, or `population-<study name>@0` for a member of the
-# first generation (trained from scratch, but its own trial: its checkpoints at the boundaries are the population's)
-INIT_FROM = r"([0-9a-f]{10}/seed[0-9]+@[0-9]+)|(population-[A-Za-z0-9_.+-]+@0)"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the autocast dtype; `precision=auto` picks one per device
 
 
@@ -66,9 +62,7 @@ class Plan:
     def pause_step(self) -> int | None:
         """The step `pause_at` stops at (an evaluation step before the last), or None."""
         fraction = self.cfg["pause_at"]
-        return (
-            None if fraction is None else early_stop.pause_step(fraction, self.workload.steps, self.cfg["eval_every"])
-        )
+        return None if fraction is None else curves.pause_step(fraction, self.workload.steps, self.cfg["eval_every"])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -105,9 +99,8 @@ def check_settings(cfg: dict) -> None:
         raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
     if cfg["peak_flops"] is not None and (not number(cfg["peak_flops"]) or cfg["peak_flops"] <= 0):
         raise ValueError(f"peak_flops must be a positive number of FLOP/s or null, got {cfg['peak_flops']!r}")
-    origin = cfg["init_from"]
-    if origin is not None and not (isinstance(origin, str) and re.fullmatch(INIT_FROM, origin)):
-        raise ValueError(f"init_from must be <trial id>/seed<N>@<step>, population-<name>@0 or null, got {origin!r}")
+    if cfg["init_from"] is not None:
+        Origin.parse(cfg["init_from"])
     pause = cfg["pause_at"]
     if pause is not None and (not number(pause) or not 0 < pause < 1):
         raise ValueError(f"pause_at must be a fraction of the budget in (0, 1) or null, got {pause!r}")
@@ -256,9 +249,9 @@ def uses_defaults(optimizer_cfg: dict) -> bool:
 def start_summary(plan: Plan) -> dict:
     """The 'running' summary written before training: identity, budget, workload facts and provenance."""
     cfg, workload = plan.cfg, plan.workload
-    facts = workload.facts()
+    facts = check_facts(workload.name, workload.facts())
     return {
-        "status": "running",
+        "status": TrialStatus.RUNNING,
         "workload": workload.name,
         "optimizer": cfg["optimizer"]["name"],
         "seed": cfg["seed"],
@@ -350,7 +343,7 @@ def finish(plan: Plan, summary: dict, outcome: Outcome | None, error: str | None
     summary["provenance"]["end_time"] = now()
     summary["peak_mem_bytes"] = peak_memory_bytes(plan.device)
     if outcome is None:
-        summary.update(status="failed", error=error)
+        summary.update(status=TrialStatus.FAILED, error=error)
     else:
         summary.update(
             status=outcome.status,
@@ -370,7 +363,7 @@ def finish(plan: Plan, summary: dict, outcome: Outcome | None, error: str | None
         examples = timed_steps * workload.examples_per_step
         summary["mfu"] = throughput.mfu(summary["flops_per_example"], examples, seconds, summary["peak_flops"])
     if write:
-        atomic_write_json(plan.directory / SUMMARY, summary)
+        save_summary(plan.directory / SUMMARY, summary)
     return summary
 
 
@@ -378,14 +371,14 @@ def print_summary(summary: dict, directory: Path) -> None:
     """A one-screen report of the trial."""
     s = summary
     lines = [f"trial    {s['workload']} / {s['optimizer']} / seed {s['seed']}  ->  {s['status']}"]
-    if s["status"] == "failed":
+    if s["status"] == TrialStatus.FAILED:
         lines.append(f"error    {s['error']}")
     else:
         lines.append(
             f"trained  {s['steps']} of {s['budget']['steps']} steps, {s['tokens']:,} tokens in "
             f"{s['train_time_s']:.1f} s timed ({s['tokens_per_s'] or 0:,.0f} tokens/s)"
         )
-        if s["status"] == "diverged":
+        if s["status"] == TrialStatus.DIVERGED:
             lines.append(f"diverged {s['divergence']}")
         final = ", ".join(f"{k} {v:.4f}" for k, v in (s["final"] or {}).items()) or "none"
         best = s["best"] or {}
@@ -446,7 +439,7 @@ def start_from_parent(cfg: dict, directory: Path) -> dict:
     differing = [k for k in resume_differences(parent["config"], cfg) if k not in ("optimizer", "init_from")]
     if parent["config"]["optimizer"]["name"] != cfg["optimizer"]["name"]:
         differing.insert(0, "optimizer.name")
-    step = int(cfg["init_from"].rpartition("@")[2])
+    step = Origin.parse(cfg["init_from"]).step
     if differing or parent["step"] != step:
         why = f"differs: {', '.join(differing)}" if differing else f"its step is {parent['step']}, not {step}"
         raise ValueError(f"{directory / PARENT} is not the start init_from={cfg['init_from']} names ({why})")
@@ -467,14 +460,17 @@ def run(cfg) -> int:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     try:
         plan = prepare(resolved)
-        previous = read_json(plan.directory / SUMMARY)
-        if (plan.directory / SUMMARY).exists() and not isinstance(previous, dict) and not resolved["force"]:
-            raise ValueError(f"{plan.directory / SUMMARY} is damaged; move it away, or force=true sets it aside")
+        try:
+            previous = load_summary(plan.directory / SUMMARY)
+        except RecordError as e:
+            if not resolved["force"]:
+                raise ValueError(f"{e.path} is damaged; move it away, or force=true sets it aside ({e.why})") from None
+            previous = None
         if is_finished(previous) and not resolved["force"]:
             print(f"trial already {previous['status']}: {plan.directory} (nothing to do; force=true reruns it)")
             return 0
         resume = None if resolved["force"] else checkpoint.load(plan.directory / CHECKPOINT)
-        if resume is None and "/" in (resolved["init_from"] or ""):
+        if resume is None and resolved["init_from"] and Origin.parse(resolved["init_from"]).run:
             resume = start_from_parent(resolved, plan.directory)
         elif resume:
             check_resumable(resume["config"], resolved, plan.directory)
@@ -502,7 +498,7 @@ def run(cfg) -> int:
     write = plan.ranks.main  # the other data-parallel ranks train and evaluate, rank 0 keeps the record
     if write:
         atomic_write_text(plan.directory / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
-        atomic_write_json(plan.directory / SUMMARY, summary)
+        save_summary(plan.directory / SUMMARY, summary)
     with Preemption() as preemption:
         try:
             summary = finish(plan, summary, execute(plan, summary, resume, preemption), None, write)
@@ -521,7 +517,7 @@ def run(cfg) -> int:
             return 130 if interrupted else 1
     if not write:
         return 0
-    if summary["status"] == "paused":
+    if summary["status"] == TrialStatus.PAUSED:
         print(f"paused at step {summary['steps']} of {summary['budget']['steps']} with a checkpoint: {plan.directory}")
         return 0
     (plan.directory / CHECKPOINT).unlink(missing_ok=True)

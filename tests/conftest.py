@@ -61,6 +61,28 @@ def read_summary(directory: Path) -> dict:
     return json.loads((directory / "summary.json").read_text())
 
 
+def summary_record(**fields) -> dict:
+    """A run record with every key suite/schema.py requires (a completed quadratic run), `fields` set over it: for
+    tests that write records by hand."""
+    summary = {
+        "status": "completed",
+        "workload": "quadratic",
+        "optimizer": "adamw",
+        "seed": 0,
+        "default_hyperparameters": True,
+        "metric": {"name": "loss", "lower_is_better": True},
+        "budget": {"steps": 10, "tokens": 10},
+        "steps": 10,
+        "tokens": 10,
+        "final": {"loss": 1.5},
+        "best": {"loss": 1.5},
+        "time_to_target": None,
+        "error": None,
+        "provenance": {},
+    }
+    return {**summary, **fields}
+
+
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     return tmp_path / "results"

@@ -19,7 +19,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from suite.layout import run_dir
-from tests.conftest import FAST, ROOT, compose_config
+from tests.conftest import FAST, ROOT, compose_config, summary_record
 from workloads.lm.data import write_shard
 from workloads.vision.data import write_cifar_file
 
@@ -60,7 +60,9 @@ def damaged_study(results: Path, tmp: Path) -> None:
 def other_study(results: Path, tmp: Path) -> None:
     study = results / "quadratic" / "adamw" / "study-default"
     study.mkdir(parents=True)
-    (study / "study.json").write_text('{"settings": {"protocol": "default", "seeds": 5}, "trials": []}')
+    settings = {"protocol": "default", "seeds": 5}
+    other = {"optimizer": "adamw", "workload": "quadratic", "protocol": "default", "settings": settings, "budget": {}}
+    (study / "study.json").write_text(json.dumps({**other, "trials": [], "best": None, "status": "completed"}))
 
 
 def truncated_shard(results: Path, tmp: Path) -> None:
@@ -100,16 +102,27 @@ def study_without_n(results: Path, tmp: Path) -> None:
     for workload in ("quadratic", "quadratic_400"):
         run = tmp / workload / "adamw" / "t0" / "seed0"
         run.mkdir(parents=True)
-        (run / "summary.json").write_text('{"status": "completed", "budget": {"steps": 20}}')
+        (run / "summary.json").write_text(json.dumps(summary_record(budget={"steps": 20})))  # (no N)
         study = {
             "optimizer": "adamw",
             "workload": workload,
             "protocol": "grid",
             "status": "completed",
             "settings": {"search_space": {"lr": {"low": 0.001, "high": 1.0, "scale": "log"}}},
-            "trials": [{"trial": "t0", "config": {"lr": 0.1}, "seed": 0, "score": 1.0, "run_dir": str(run)}],
+            "budget": {},
+            "trials": [
+                {
+                    "trial": "t0",
+                    "config": {"lr": 0.1},
+                    "seed": 0,
+                    "status": "completed",
+                    "score": 1.0,
+                    "run_dir": str(run),
+                }
+            ],
             "best": {"trial": "t0", "config": {"lr": 0.1}},
         }
+        study["trials"][0]["run_dir"] = str(run)
         (tmp / workload / "adamw" / "study-grid").mkdir(parents=True)
         (tmp / workload / "adamw" / "study-grid" / "study.json").write_text(json.dumps(study))
 

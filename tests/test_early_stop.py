@@ -15,7 +15,8 @@ import pytest
 from analysis.__main__ import main as analysis_main
 from optimizers import schedules
 from suite import curve_law, early_stop
-from suite.early_stop import Curve, decide, multipliers, pause_step
+from suite.curves import Curve, multipliers, pause_step
+from suite.early_stop import decide
 from suite.study import EARLY_STOP
 from tests.conftest import FAST, cli, only_run_dir, read_metrics, read_summary, without_time
 from tests.test_sweep import sweep

@@ -86,6 +86,7 @@ def write_study(root, optimizer, protocol, configurations, best, space, workload
         "protocol": protocol,
         "settings": {"search_space": space, "grid_points": 4},
         "budget": {"configurations": configurations, "trials": configurations + 2, "seeds": 3, "cut": []},
+        "trials": [],
         "best": {"config": best},
         "status": "completed",
     }

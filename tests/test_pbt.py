@@ -18,7 +18,7 @@ import pytest
 from analysis.__main__ import main as analysis_main
 from optimizers.schedules import lr_multiplier
 from suite.pbt import boundaries, check, exploit, perturb
-from suite.protocols import Dim
+from suite.search_space import Dim
 from tests.conftest import ROOT, cli, read_summary
 from tests.test_bad_input import record_of
 from tests.test_sweep import sweep, wait_for

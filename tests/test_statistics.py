@@ -507,7 +507,7 @@ def test_a_published_leaderboard_regenerates_to_the_same_tables_and_a_change_is_
     # (adamw: 2 learning rates, muon: 3 with its default) x 3 budgets x 3 seeds
     assert record["compute"]["trials"] == (2 + 3) * 3 * 3 and record["regenerate"].endswith("--time tokens")
     assert (out / "leaderboard.md").is_file() and not list(out.rglob("summary.json"))  # no run directories
-    assert regenerated_differences(out) == []
+    assert regenerated_differences(out, main) == []
     table = out / "tables" / "leaderboard.csv"
     table.write_text(table.read_text().replace("muon", "nuon"))  # a published number the code no longer computes
-    assert regenerated_differences(out)[0].startswith("leaderboard.csv")
+    assert regenerated_differences(out, main)[0].startswith("leaderboard.csv")

@@ -20,10 +20,11 @@ from omegaconf import OmegaConf
 from optimizers import NAMES
 from suite import CONF_DIR
 from suite.progress import Progress
-from suite.protocols import Dim, dims, grid_configs, key, neighbours, next_trials, random_configs, search_batch
+from suite.protocols import grid_configs, key, neighbours, next_trials, random_configs, search_batch
+from suite.search_space import Dim, dims
 from suite.study import Study
 from suite.sweep import expand_aliases, parse, rerun_may_help
-from tests.conftest import ROOT
+from tests.conftest import ROOT, summary_record
 from tests.test_chaos import children
 
 LR = Dim("lr", 1e-4, 1e-1, log=True)
@@ -133,7 +134,7 @@ def study_with_one_record(tmp_path, summary: dict) -> Study:
     (config, _), *_ = study.next_trials()  # the default protocol: the defaults, once
     directory = study.run_dir(config, 0)
     directory.mkdir(parents=True)
-    (directory / "summary.json").write_text(json.dumps(summary))
+    (directory / "summary.json").write_text(json.dumps(summary_record(**summary)))
     return study
 
 
@@ -281,16 +282,16 @@ def test_progress_counts_the_rounds_trials_as_they_end_and_estimates_what_is_lef
     for d in dirs:
         d.mkdir()
     old = dirs[3] / "summary.json"  # a failed record from an earlier invocation, relaunched in this round
-    old.write_text(json.dumps({"status": "failed"}))
+    old.write_text(json.dumps(summary_record(status="failed")))
     os.utime(old, (900.0, 900.0))
     progress = Progress(dirs, clock=lambda: clock[0])
     assert progress.line() == "  0/4 trials done · 0 failed · 0 diverged · 0m00s elapsed"
     for d, status in zip(dirs, ("completed", "diverged", "running"), strict=False):
-        (d / "summary.json").write_text(json.dumps({"status": status}))
+        (d / "summary.json").write_text(json.dumps(summary_record(status=status)))
         os.utime(d / "summary.json", (1010.0, 1010.0))
     clock[0] = 1060.0
     assert progress.line() == "  2/4 trials done · 0 failed · 1 diverged · 1m00s elapsed · about 1m00s left"
-    old.write_text(json.dumps({"status": "failed"}))
+    old.write_text(json.dumps(summary_record(status="failed")))
     os.utime(old, (1070.0, 1070.0))
     clock[0] = 1090.0
     assert "3/4 trials done · 1 failed" in progress.line()

@@ -19,7 +19,7 @@ from suite import step_law, transfer
 from suite.layout import trial_id
 from suite.refined import refine
 from suite.sweep import compose_config
-from tests.conftest import cli, only_run_dir, read_metrics, read_summary
+from tests.conftest import cli, only_run_dir, read_metrics, read_summary, summary_record
 from tests.test_sweep import sweep
 
 QUAD = ["workload.steps=30", "eval_every=10", "log_every=5"]
@@ -70,9 +70,12 @@ def planted_study(root: Path, workload: str, n: int, d: int, optimum: float, noi
     for i, lr in enumerate(np.geomspace(optimum / 8, optimum * 8, 7)):
         run = root / workload / "adamw" / f"t{i}" / "seed0"
         run.mkdir(parents=True)
-        (run / "summary.json").write_text(json.dumps({"params_non_embedding": n, "budget": {"tokens": d}}))
+        (run / "summary.json").write_text(
+            json.dumps(summary_record(params_non_embedding=n, budget={"tokens": d}, final=None))
+        )
         score = 1.0 + (math.log(lr) - math.log(optimum)) ** 2 + noise * rng.standard_normal()
-        trials.append({"trial": f"t{i}", "config": {"lr": float(lr)}, "seed": 0, "score": score, "run_dir": str(run)})
+        trial = {"trial": f"t{i}", "config": {"lr": float(lr)}, "seed": 0, "status": "completed", "score": score}
+        trials.append({**trial, "run_dir": str(run)})
     best = min(trials, key=lambda t: t["score"])
     space = {"lr": {"low": 1e-5, "high": 1.0, "scale": "log"}}
     study = {
@@ -81,6 +84,7 @@ def planted_study(root: Path, workload: str, n: int, d: int, optimum: float, noi
         "protocol": "grid",
         "status": "completed",
         "settings": {"search_space": space},
+        "budget": {},
         "trials": trials,
         "best": {"trial": best["trial"], "config": best["config"]},
     }

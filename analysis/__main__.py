@@ -210,7 +210,8 @@ def cmd_transfer(args) -> None:
     print(f"-> {out}, {figure}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per analysis (docs/analysis.md shows each; tests/test_docs.py checks)."""
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("collect", help="one row per trial from run directories (incremental)")
@@ -275,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--optimizer", default="adamw", help="whose tuned studies to fit")
     p.add_argument("--out", default="transfer.csv", help="the optima; predictions and the figure go beside it")
     p.set_defaults(run=cmd_transfer)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     pd.set_option("display.width", 160)
     try:
         if getattr(args, "time", "seconds") not in TIME_COLUMNS:  # (before anything is read or written)

@@ -26,6 +26,7 @@ from analysis.tables import read_table, write_csv
 from analysis.transfer import fit as transfer_fit
 from analysis.transfer import predictions_table
 from analysis.tuning import TIME_COLUMNS, parse_rank_by, trials_frame, tuned_trials
+from suite.layout import is_record_dir_name
 
 
 def cmd_collect(args) -> None:
@@ -114,8 +115,25 @@ def cmd_subset(args) -> None:
     print(f"-> {entry}, {write_csv(pd.DataFrame(rows), args.out)}")
 
 
+def check_destination_and_baseline(args, source: Path) -> None:
+    """Before anything is read or written: a report's `--out` is a directory (or nothing yet), and `--baseline` is an
+    optimizer the source holds (a results directory's <workload>/<optimizer>/ folders, or a table's column)."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; a report goes into a directory")
+    if source.is_dir():
+        found = {d.name for d in source.glob("*/*") if d.is_dir() and is_record_dir_name(d.name)}
+    elif source.is_file():
+        found = set(read_table(source).get("optimizer", pd.Series(dtype=str)).astype(str))
+    else:
+        return
+    if found and args.baseline not in found:
+        raise ValueError(f"--baseline {args.baseline} ran in none of {source} (optimizers: {', '.join(sorted(found))})")
+
+
 def cmd_report(args) -> None:
     source, out = Path(args.source), Path(args.out)
+    check_destination_and_baseline(args, source)
     studies = study_table(source) if source.is_dir() else None
     if source.is_dir():
         trials_path = out / "trials.parquet"
@@ -146,6 +164,7 @@ def cmd_publish(args) -> None:
     results = Path(args.results)
     if not results.is_dir():
         raise ValueError(f"no such results directory: {results}")
+    check_destination_and_baseline(args, results)
     path = publish(results, Path(args.out), args.baseline, args.time, args.rank_by, parse_rank_by(args.rank_by))
     print(f"-> {Path(args.out)}/ (report, {TRIALS} and its curves), {path}")
     print(f"regenerate: {json.loads(path.read_text())['regenerate']}")

@@ -11,6 +11,24 @@ from suite import CONF_DIR
 GROUPS = ("optimizer", "workload", "schedule", "workload/data", "tuning", "cluster", "subset", "study")
 
 
+def check_parses(argv: list[str]) -> str | None:
+    """Every argument that is not an option is a key=value override Hydra can parse: its parse error in one line,
+    with Hydra's reason (`optimizer:adamw` -> "missing EQUAL at ':'")."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        try:
+            OverridesParser.create().parse_overrides([arg])
+        except HydraException as e:
+            lines = str(e).strip().splitlines()
+            reason = [line for line in lines if not line.startswith(("Error parsing override", "See "))]
+            return f"{arg!r} is not a key=value override ({'; '.join(reason) or 'Hydra cannot parse it'})"
+    return None
+
+
 def check_group_choices(argv: list[str]) -> str | None:
     """Hydra's own message for an unknown group option spans many lines; say it in one, with the valid names."""
     for arg in argv:

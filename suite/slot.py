@@ -12,24 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from hydra.core.global_hydra import GlobalHydra
-
-from suite.__main__ import main, refusal
-
-
-def invoke(argv: list[str]) -> int:
-    """`python -m suite ARGV`, in this process: the same refusals, then Hydra's run."""
-    problem = refusal(argv)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    sys.argv = ["suite", *argv]
-    GlobalHydra.instance().clear()
-    try:
-        main()
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 1
-    return 0
+from suite.__main__ import command
 
 
 def run_job(argv: list[str], log: Path) -> int:
@@ -44,7 +27,7 @@ def run_job(argv: list[str], log: Path) -> int:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
         try:
-            return invoke(argv)
+            return command(argv)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

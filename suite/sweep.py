@@ -33,7 +33,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from optimizers import NAMES
 from suite import CONF_DIR
-from suite.checks import check_cluster, check_group_choices, check_overrides
+from suite.checks import check_cluster, check_group_choices, check_overrides, check_parses
 from suite.layout import STUDY, SUMMARY
 from suite.progress import Progress
 from suite.protocols import Config, key
@@ -449,7 +449,7 @@ def report_failures(failures: list[dict], command: str) -> None:
 def main(argv: list[str]) -> int:
     try:
         argv = expand_aliases(argv)
-        problem = check_group_choices(argv) or check_overrides(argv) or check_cluster(argv)
+        problem = check_parses(argv) or check_group_choices(argv) or check_overrides(argv) or check_cluster(argv)
         if problem:
             raise ValueError(problem)
         optimizers, tasks, overrides, force = parse(argv)

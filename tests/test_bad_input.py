@@ -127,6 +127,14 @@ def study_without_n(results: Path, tmp: Path) -> None:
         (tmp / workload / "adamw" / "study-grid" / "study.json").write_text(json.dumps(study))
 
 
+def a_table_of_two_optimizers(results: Path, tmp: Path) -> None:
+    (tmp / "t.csv").write_text("optimizer,workload,final_metric\nadamw,w,1.0\nmuon,w,0.9\n")
+
+
+def a_file(results: Path, tmp: Path) -> None:
+    (tmp / "a-file").write_text("not a directory")
+
+
 def foreign_directory(results: Path, tmp: Path) -> None:
     (results / "photos").mkdir()
     (results / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
@@ -154,6 +162,8 @@ CASES = {
     "several values without -m": Case("suite", ("optimizer=adamw,sgd",), "lists several values: add -m"),
     "an override with no key": Case("suite", ("=5",), "names no key"),
     "an unclosed list": Case("suite", ("optimizer.betas=[0.9",), "no viable alternative"),
+    "an override with a colon": Case("suite", ("optimizer:adamw",), "is not a key=value override (missing EQUAL at"),
+    "an override with a colon, to a sweep": Case("sweep", ("optimizer:adamw",), "(missing EQUAL at ':')"),
     "hyperparameter deleted": Case("suite", ("~optimizer.lr",), "optimizer adamw: lr missing"),
     # wrong types and ranges of hyperparameters
     "lr not a number": Case("suite", ("optimizer.lr=abc",), "optimizer adamw: lr must be a finite number, got 'abc'"),
@@ -168,6 +178,13 @@ CASES = {
     # wrong types and ranges of the workload, schedule and run settings
     "zero token budget": Case("suite", ("workload.tokens=0",), "workload.tokens must be a positive number"),
     "token budget a word": Case("suite", ("workload.tokens=many",), "workload.tokens must be a positive number"),
+    "infinite token budget": Case("suite", ("workload.tokens=inf",), "workload.tokens must be a positive number (fin"),
+    "token budget beyond a float": Case(
+        "suite",
+        ("workload=quadratic", "workload.tokens=1e400"),
+        "workload.tokens must be a positive number (finite)",
+        fast=False,
+    ),
     "budget below one step": Case("suite", ("workload.tokens=100",), "less than one step"),
     "negative chinchilla": Case("suite", ("workload.chinchilla=-1",), "workload.chinchilla must be a positive number"),
     "batch not a multiple of micro-batch": Case("suite", ("workload.micro_batch_size=5",), "not a multiple"),
@@ -263,6 +280,13 @@ CASES = {
         "analysis", ("publish", "{tmp}/nowhere", "--out", "{tmp}/board"), "no such results directory"
     ),
     "report on an empty directory": Case("analysis", ("report", "{results}", "--out", "{tmp}/rep"), "no trials"),
+    "report against a baseline that never ran": Case(
+        "analysis",
+        ("report", "{tmp}/t.csv", "--out", "{tmp}/rep", "--baseline", "adamz"),
+        "--baseline adamz ran in none",
+        a_table_of_two_optimizers,
+    ),
+    "report into a file": Case("analysis", ("report", "{results}", "--out", "{tmp}/a-file"), "is a file", a_file),
     "ranking by a metric that is not a loss": Case(
         "analysis", ("report", "{results}", "--out", "{tmp}/rep", "--rank-by", "cnn_digits=accuracy"), "--rank-by takes"
     ),
@@ -284,6 +308,11 @@ def snapshot(root: Path) -> dict:
     return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
 
 
+# Run as real subprocesses, to prove each entry point's wiring gives the same line; the rest run in this process,
+# through the very functions `python -m ...` calls.
+WIRING = ("unknown optimizer", "damaged summary.json", "an override with a colon, to a sweep", "report into a file")
+
+
 def invoke(command: str, args: list[str]) -> subprocess.CompletedProcess:
     module = {"suite": "suite", "sweep": "suite.sweep", "analysis": "analysis"}[command]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -292,8 +321,19 @@ def invoke(command: str, args: list[str]) -> subprocess.CompletedProcess:
     )
 
 
+def invoke_in_process(command: str, args: list[str], capfd) -> subprocess.CompletedProcess:
+    from analysis.__main__ import main as analysis
+    from suite.__main__ import command as suite
+    from suite.sweep import main as sweep
+
+    capfd.readouterr()
+    code = {"suite": suite, "sweep": sweep, "analysis": analysis}[command](list(args))
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_is_refused_in_one_line_and_changes_nothing(name, tmp_path):
+def test_bad_input_is_refused_in_one_line_and_changes_nothing(name, tmp_path, capfd):
     case = CASES[name]
     results, tmp = tmp_path / "results", tmp_path / "tmp"
     results.mkdir()
@@ -307,7 +347,7 @@ def test_bad_input_is_refused_in_one_line_and_changes_nothing(name, tmp_path):
     if case.command == "suite" and case.fast:
         args = [*FAST, *args]
     before = snapshot(results)
-    proc = invoke(case.command, args)
+    proc = invoke(case.command, args) if name in WIRING else invoke_in_process(case.command, args, capfd)
     assert proc.returncode == 2, (proc.stdout[-2000:], proc.stderr[-2000:])
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -320,4 +360,4 @@ def test_the_readme_lists_every_case():
     section = (ROOT / "docs" / "bad-input.md").read_text()
     listed = set(re.findall(r"^\| ([^|]+?) \|", section, flags=re.M)) - {"case"}
     assert listed >= set(CASES), sorted(set(CASES) - listed)
-    assert len(CASES) >= 30
+    assert set(WIRING) <= set(CASES) and {CASES[name].command for name in WIRING} == {"suite", "sweep", "analysis"}

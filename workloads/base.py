@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,16 +36,17 @@ class Metric:
 
 
 def check_positive(cfg: dict, *keys: str, optional: bool = False, integer: bool = False) -> None:
-    """Each `workload.<key>` a positive number (a whole one where `integer`; or null where `optional`), else a
-    ValueError naming that key."""
+    """Each `workload.<key>` a positive, finite number (a whole one where `integer`; or null where `optional`),
+    else a ValueError naming that key."""
     kinds = (int,) if integer else (int, float)
     for key in keys:
         value = cfg.get(key)
         if optional and value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        if isinstance(value, bool) or not isinstance(value, kinds) or not 0 < value < math.inf:
             what = "a positive integer" if integer else "a positive number"
-            raise ValueError(f"workload.{key} must be {what}{' or null' if optional else ''}, got {value!r}")
+            finite = " (finite)" if value == math.inf else ""
+            raise ValueError(f"workload.{key} must be {what}{finite}{' or null' if optional else ''}, got {value!r}")
 
 
 Batch = torch.Tensor | tuple[torch.Tensor, ...]  # token windows, or (inputs, labels)

@@ -116,11 +116,15 @@ def cmd_subset(args) -> None:
 
 
 def check_destination_and_baseline(args, source: Path) -> None:
-    """Before anything is read or written: a report's `--out` is a directory (or nothing yet), and `--baseline` is an
-    optimizer the source holds (a results directory's <workload>/<optimizer>/ folders, or a table's column)."""
+    """Before anything is read or written: a report's `--out` is a directory (or nothing yet), and a `--baseline`
+    given is an optimizer the source holds (a results directory's <workload>/<optimizer>/ folders, or a table's
+    column). Without one the baseline is adamw, and a report of optimizers without it says so in its text."""
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; a report goes into a directory")
+    given, args.baseline = args.baseline is not None, args.baseline or "adamw"
+    if not given:
+        return
     if source.is_dir():
         found = {d.name for d in source.glob("*/*") if d.is_dir() and is_record_dir_name(d.name)}
     elif source.is_file():
@@ -266,14 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="leaderboard: index.html, leaderboard.md, figures/ and tables/")
     p.add_argument("source", help="a results directory (collected into OUT/trials.parquet), or a parquet/CSV table")
     p.add_argument("--out", default="report")
-    p.add_argument("--baseline", default="adamw", help="the optimizer speedups are measured against")
+    p.add_argument("--baseline", default=None, help="the optimizer speedups are measured against (default adamw)")
     p.add_argument("--time", default="seconds", help="time to target in timed seconds or tokens")
     p.add_argument("--rank-by", default="", help="WORKLOAD=LOSS,...: rank these workloads by a held-out loss")
     p.set_defaults(run=cmd_report)
     p = sub.add_parser("publish", help="a leaderboard to commit: report + collected tables + provenance.json")
     p.add_argument("results", help="a results directory holding the study's run directories")
     p.add_argument("--out", default="leaderboard")
-    p.add_argument("--baseline", default="adamw")
+    p.add_argument("--baseline", default=None, help="the optimizer speedups are measured against (default adamw)")
     p.add_argument("--time", default="seconds", help="time to target in timed seconds or tokens")
     p.add_argument("--rank-by", default="", help="WORKLOAD=LOSS,...: rank these workloads by a held-out loss")
     p.set_defaults(run=cmd_publish)

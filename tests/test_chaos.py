@@ -13,7 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, read_metrics, without_time
+
+pytestmark = pytest.mark.slow  # (pytest -m "not slow" leaves this file out)
 
 # 12 quadratic trials of 1,500 steps (about a second each), checkpointed every 100, on 2 local slots
 SWEEP = [

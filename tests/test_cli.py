@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from tests.conftest import FAST, cli, only_run_dir, read_metrics, read_summary
@@ -80,6 +81,7 @@ def test_trial_writes_complete_record(results):
     assert summary["tokens_per_s"] > 0 and summary["peak_mem_bytes"] > 0
 
 
+@pytest.mark.slow
 def test_same_seed_is_bitwise_identical_and_seeds_differ(tmp_path):
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
@@ -91,6 +93,7 @@ def test_same_seed_is_bitwise_identical_and_seeds_differ(tmp_path):
     assert runs["a"] != runs["c"]
 
 
+@pytest.mark.slow
 def test_finished_trial_is_not_run_again(results):
     assert cli([f"results_dir={results}", *FAST]).returncode == 0
     run = only_run_dir(results)
@@ -101,6 +104,7 @@ def test_finished_trial_is_not_run_again(results):
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_bf16_autocast_runs_on_cpu(results):
     proc = cli([f"results_dir={results}", "precision=bf16", *FAST, "workload.tokens=4096"])
     assert proc.returncode == 0, proc.stderr

@@ -86,6 +86,7 @@ def torch_equal(a, b) -> bool:
     return bool((a == b).all())
 
 
+@pytest.mark.slow
 def test_shards_end_to_end_from_the_cli(tmp_path):
     make_shards(tmp_path, tokens=20000)
     results = tmp_path / "results"

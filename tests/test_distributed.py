@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import ROOT, cli, only_run_dir, read_metrics, read_summary
 
@@ -31,6 +32,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path):
     port = free_port()
     procs = []
@@ -110,6 +112,7 @@ def matrix_worker(out: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_distributed_muon_and_scion_split_the_work_and_equal_one_process(tmp_path):
     import torch
 

@@ -119,6 +119,7 @@ def test_bad_early_stopping_settings_are_refused(tuning, message):
 QUAD = ["workload=quadratic", "workload.steps=40", "eval_every=2", "log_every=2", "progress=false"]
 
 
+@pytest.mark.slow
 def test_a_paused_trial_continues_bitwise_as_if_never_paused(tmp_path):
     paused, whole = tmp_path / "paused", tmp_path / "whole"
     first = cli([*QUAD, f"results_dir={paused}", "pause_at=0.25"])
@@ -134,6 +135,7 @@ def test_a_paused_trial_continues_bitwise_as_if_never_paused(tmp_path):
     assert without_time(read_metrics(run)) == without_time(read_metrics(only_run_dir(whole)))
 
 
+@pytest.mark.slow
 def test_a_sweep_in_rungs_stops_trials_keeps_their_checkpoints_and_a_rerun_launches_nothing(tmp_path):
     args = [
         "optimizer=adamw",
@@ -180,6 +182,7 @@ def test_a_sweep_in_rungs_stops_trials_keeps_their_checkpoints_and_a_rerun_launc
     assert "Tuning protocols at equal compute" in board and "random+halving" in board
 
 
+@pytest.mark.slow
 def test_predict_reports_the_error_of_a_real_lm_tiny_prefix(tmp_path, capsys):
     budget = ["workload.tokens=32768"]  # 16 steps, an evaluation every 2: 6 in the first three quarters
     assert cli([*FAST, *budget, f"results_dir={tmp_path}"], timeout=600).returncode == 0

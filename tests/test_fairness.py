@@ -53,6 +53,7 @@ def final_loss(cfg: dict, workload, lr: float) -> float:
     return evaluate(model, opt, workload, CPU, NO_AUTOCAST)["loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", WITH_LR)
 def test_the_best_learning_rate_on_the_quadratic_lies_strictly_inside_the_search_range(name):
     cfg = OmegaConf.to_container(compose_config([f"optimizer={name}", "workload=quadratic"]), resolve=True)

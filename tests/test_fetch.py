@@ -162,6 +162,7 @@ def test_bad_shard_counts_are_refused(args, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_trial_finds_fetched_shards_in_the_default_directory(server, tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv("OPTBENCH_DATA", str(root))

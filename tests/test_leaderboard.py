@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from analysis.__main__ import main
 from analysis.publish import PROVENANCE, TRIALS, regenerated_differences
 from optimizers import NAMES
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # (pytest -m "not slow" leaves this file out)
 
 LEADERBOARD = ROOT / "leaderboard"
 

@@ -16,6 +16,8 @@ from optimizers import NAMES, get_spec
 from tests.conftest import ROOT, read_metrics
 from tests.test_workloads import write_cifar
 
+pytestmark = pytest.mark.slow  # (pytest -m "not slow" leaves this file out)
+
 SMALL_VISION = [
     "workload.tokens=16",
     "workload.batch_size=8",

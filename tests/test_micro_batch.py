@@ -49,6 +49,7 @@ def test_the_probe_finds_the_largest_micro_batch_under_a_fake_memory_limit(monke
         micro_batch.choose(16, 1, lambda m: False)
 
 
+@pytest.mark.slow
 def test_auto_on_a_cpu_takes_the_whole_batch_and_records_it(results):
     proc = cli([f"results_dir={results}", *FAST, "workload.micro_batch_size=auto"])
     assert proc.returncode == 0, proc.stderr

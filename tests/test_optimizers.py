@@ -57,6 +57,7 @@ def run_steps(model, opt: Optimization, workload, steps: range) -> list[float]:
     return losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(NAMES))
 def test_defaults_lower_the_lm_loss(name):
     _, workload, model, opt = lm_setup(name, 60)
@@ -89,6 +90,7 @@ LOGISTIC_STEPS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(NAMES))
 def test_defaults_reach_the_logistic_regression_optimum(name):
     X, y, start, optimum = logistic_problem()

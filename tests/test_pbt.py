@@ -56,6 +56,7 @@ def test_bad_pbt_settings_are_refused(tuning, message):
         check({"population": 8, "interval": 0.25, "resample": 0.25, "seeds": 1}, [])
 
 
+@pytest.mark.slow
 def test_a_member_starts_from_its_parents_state_with_its_own_hyperparameters(tmp_path):
     assert cli([*QUAD, f"results_dir={tmp_path}", "pause_at=0.5", "progress=false"]).returncode == 0
     parent = next(tmp_path.rglob("checkpoint.pt")).parent
@@ -83,6 +84,7 @@ def population(results) -> dict:
     return json.loads((results / "quadratic" / "adamw" / "study-pbt" / "population.json").read_text())
 
 
+@pytest.mark.slow
 def test_pbt_moves_the_learning_rate_toward_the_optimum_records_lineage_and_survives_a_kill(tmp_path):
     args = [*QUAD, "tuning=pbt", "tuning.population=4", "cluster.slots=2"]
     whole = sweep(*args, f"results_dir={tmp_path / 'whole'}")

@@ -10,6 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -117,6 +118,7 @@ DAMAGE = dict(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(name=st.sampled_from([SUMMARY, METRICS, CONFIG, CHECKPOINT]), finished=st.booleans(), **DAMAGE)
 def test_damaged_records_are_refused_cleanly_or_resumed_and_collect_never_fails(name, finished, how, at, junk):

@@ -120,6 +120,7 @@ def test_report_from_run_directories(tmp_path):
     assert "NVIDIA H100 (1 trials)" in warnings["values"].iloc[0]
 
 
+@pytest.mark.slow
 def test_report_speedup_curves_across_scales(tmp_path):
     write_sweep(tmp_path / "r", OPTIMIZERS[:2], SCALES, BUDGETS, [1e-3, 2e-2], seeds=3, rows=10, noise=0.002)
     out = tmp_path / "report"

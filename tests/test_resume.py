@@ -54,6 +54,7 @@ def reference(tmp_path, optimizer: str) -> list[dict]:
     return read_metrics(only_run_dir(tmp_path / "reference"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adamw", "sf_adamw"])
 def test_sigkill_at_any_point_resumes_from_the_last_checkpoint_bitwise(tmp_path, optimizer):
     results = tmp_path / "killed"
@@ -75,6 +76,7 @@ def test_sigkill_at_any_point_resumes_from_the_last_checkpoint_bitwise(tmp_path,
     assert without_time(read_metrics(run)) == without_time(reference(tmp_path, optimizer))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])
 def test_preemption_signal_checkpoints_at_the_next_step_and_resumes(tmp_path, sig):
     results = tmp_path / "preempted"
@@ -97,6 +99,7 @@ def test_preemption_signal_checkpoints_at_the_next_step_and_resumes(tmp_path, si
     assert without_time(read_metrics(run)) == without_time(read_metrics(only_run_dir(tmp_path / "reference")))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_refuses_a_different_config_and_force_sets_the_old_record_aside(tmp_path):
     results = tmp_path / "r"
     proc = start([*TRIAL, f"results_dir={results}"])

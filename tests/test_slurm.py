@@ -27,9 +27,12 @@ def slurm_up() -> bool:
     return proc.returncode == 0 and any(s in proc.stdout for s in ("idle", "mixed", "allocated"))
 
 
-pytestmark = pytest.mark.skipif(
-    not slurm_up(), reason="no SLURM cluster here (as root, `bash tests/slurm/up.sh` brings one up)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not slurm_up(), reason="no SLURM cluster here (as root, `bash tests/slurm/up.sh` brings one up)"
+    ),
+]
 ENV = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
 
 

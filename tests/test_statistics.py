@@ -229,6 +229,7 @@ def law(D):
     return 2.0 * (np.asarray(D, dtype=float) / 1e8) ** -0.3 + 3.0
 
 
+@pytest.mark.slow
 def test_speedup_intervals_cover_the_true_speedup_in_simulated_studies():
     """200 simulated studies (3 budgets, 3 seeds, noise 0.01, true speedup 1.5): the nominal 95% intervals, per
     budget and per scale, cover the truth at least 93% of the time (the seed bootstrap covered it 85%)."""
@@ -494,6 +495,7 @@ def test_the_report_page_renders_in_a_headless_browser_without_overflowing(tmp_p
     assert (image[:, -40:, :3] > 0.99).all()  # nothing spills past the page's column: no table or figure is cut
 
 
+@pytest.mark.slow
 def test_a_published_leaderboard_regenerates_to_the_same_tables_and_a_change_is_caught(tmp_path):
     from analysis.__main__ import main
     from analysis.publish import PROVENANCE, regenerated_differences

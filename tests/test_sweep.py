@@ -149,6 +149,7 @@ def test_the_best_is_shown_in_the_metrics_own_sign_and_a_failed_configuration_is
     assert record["best"] is None and record["status"] == "incomplete"
 
 
+@pytest.mark.slow
 def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):
     args = [*QUICK, "optimizer=adamw,sgd", "tuning=random", "tuning.trials=3", "tuning.seeds=2", "cluster.slots=2"]
     proc = sweep(*args, f"results_dir={tmp_path}")
@@ -175,6 +176,7 @@ def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("summary.json")} == summaries
 
 
+@pytest.mark.slow
 def test_coordinate_descent_study_and_refusal_of_other_settings(tmp_path):
     args = [*QUICK, "optimizer=sgd", "tuning=coordinate_descent", "tuning.grid_points=2", "tuning.max_trials=null"]
     args.append(f"results_dir={tmp_path}")
@@ -202,6 +204,7 @@ def test_coordinate_descent_study_and_refusal_of_other_settings(tmp_path):
     assert len(changed.stderr.strip().splitlines()) == 1 and path.read_text() == before
 
 
+@pytest.mark.slow
 def test_refused_configurations_are_never_launched_and_the_table_says_rerunning_repeats_them(tmp_path):
     space = "optimizer.search_space={betas.1:{low:0.9,high:1.5,scale:linear}}"  # with lr, weight decay: 2 x 2 x 2
     args = [*QUICK, "optimizer=adamw", "tuning=grid", "tuning.grid_points=2", space, f"results_dir={tmp_path}"]
@@ -250,6 +253,7 @@ def test_slurm_preset_without_sbatch_is_refused(tmp_path):
     assert proc.returncode == 2 and "sbatch" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_the_tasks_of_a_representative_subset(tmp_path):
     subset = tmp_path / "chosen.yaml"  # as `python -m analysis subset` writes it: a workload at a budget
     subset.write_text("name: chosen\ntasks: [quadratic@2560.0, quadratic_400@1280.0]\n")
@@ -262,6 +266,7 @@ def test_a_sweep_runs_the_tasks_of_a_representative_subset(tmp_path):
     assert missing.returncode == 2 and "unknown subset 'nothing'" in missing.stderr
 
 
+@pytest.mark.slow
 def test_a_named_study_brings_its_optimizers_tasks_and_overrides_and_the_command_line_wins(tmp_path):
     study = tmp_path / "mine.yaml"  # as conf/study/reference_cpu.yaml, smaller
     study.write_text(
@@ -312,6 +317,7 @@ def wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_slot_checkpoints_running_trials_and_the_rerun_resumes_them(tmp_path):
     """Two slots each running a long trial; Ctrl-C (SIGINT to the driver) stops the sweep without a traceback,
     leaves no process behind, launches none of the queued trials, and each running trial is checkpointed, so the

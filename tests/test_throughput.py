@@ -46,6 +46,7 @@ def test_an_override_wins_and_a_cpu_has_no_peak():
     assert throughput.mfu(1e9, 100, 1.0, None) is None
 
 
+@pytest.mark.slow
 def test_a_cpu_trial_records_its_precision_the_untimed_first_step_and_mfu_against_a_given_peak(results):
     proc = cli([f"results_dir={results}", *FAST, "peak_flops=1e12"])
     assert proc.returncode == 0, proc.stderr

@@ -45,6 +45,7 @@ def test_step_law_on_lm_125m_is_the_papers_formula():
     assert (twenty["batch_size"], twenty["micro_batch_size"]) == (64, 32)
 
 
+@pytest.mark.slow
 def test_a_step_law_study_runs_the_laws_configuration_on_every_seed(tmp_path):
     args = ["workload=lm_tiny", "workload.tokens=32768", "workload.eval_tokens=1024", "eval_every=64"]
     done = sweep(*args, "tuning=step_law", "tuning.seeds=2", f"results_dir={tmp_path}", "cluster.slots=2")
@@ -132,6 +133,7 @@ def test_the_vertex_is_the_parabolas_and_falls_back_to_the_best_point():
     assert kinked["method"] == "vertex3" and 0.001 < kinked["lr"] < 0.00464159
 
 
+@pytest.mark.slow
 def test_a_transfer_study_predicts_the_next_scale_and_checks_around_it(tmp_path):
     results = tmp_path / "results"
     for workload in ("quadratic", "quadratic_400"):
@@ -167,6 +169,7 @@ def test_the_refinement_of_a_constant_gradient_norm_is_linear_decay(power):
     assert rising[0] == 1.0 and np.all(np.diff(rising) < 0) and rising[25] < 0.5
 
 
+@pytest.mark.slow
 def test_gradient_norms_are_logged_and_a_refined_run_follows_them(tmp_path):
     quick = ["workload=quadratic", "optimizer=sgd", "optimizer.lr=0.01", *QUAD, "progress=false"]
     source = cli([*quick, f"results_dir={tmp_path / 'a'}"])

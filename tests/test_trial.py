@@ -13,6 +13,7 @@ def run_trial(results, *overrides) -> int:
     return run(compose_config([*FAST, f"results_dir={results}", *overrides]))
 
 
+@pytest.mark.slow
 def test_divergence_is_a_result_not_a_crash(results):
     proc = cli([*FAST, f"results_dir={results}", "optimizer.lr=1e4", "grad_clip=0", "workload.tokens=40960"])
     assert proc.returncode == 0, proc.stderr
@@ -92,6 +93,7 @@ def test_synthetic_source_reports_irreducible_loss(results):
     assert summary["data_fingerprint"].startswith("synthetic:")
 
 
+@pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one(tmp_path):
     small = ["workload.n_layer=1", "workload.d_model=32", "workload.n_head=2", "workload.tokens=4096"]
     losses = {}

@@ -106,6 +106,7 @@ def test_cifar_binary_reader_round_trips_and_refuses_truncated_files(tmp_path):
         read_cifar_file(tmp_path / "b.bin")
 
 
+@pytest.mark.slow
 def test_cifar_workloads_refuse_missing_or_damaged_data_in_one_line(tmp_path):
     proc = cli(["workload=resnet18_w16_cifar10", f"results_dir={tmp_path / 'r'}"])
     assert proc.returncode == 2 and "cifar-10-binary.tar.gz" in proc.stderr and len(proc.stderr.splitlines()) == 1
@@ -200,6 +201,7 @@ CLI_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CLI_CASES))
 def test_each_workload_trains_from_the_cli(name, tmp_path):
     data = [f"workload.data.path={write_cifar(tmp_path / 'cifar')}"] if "cifar" in name else []

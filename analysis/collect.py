@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from suite.layout import CONFIG, METRICS, RECORD_FILES, SUMMARY, is_record_dir_name
+from suite.schema import process_gone
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's loader is about 10x faster
 JSON_READ = pa_json.ReadOptions(block_size=1 << 24)  # rows of many runs parsed in large multi-threaded blocks
@@ -112,6 +113,10 @@ def read_run(directory: Path) -> Run:
     if not isinstance(summary, dict) or not isinstance(config, dict):
         raise ValueError(f"{SUMMARY} or {CONFIG} does not hold a mapping (not a run record)")
     metrics, note = read_metrics(directory / METRICS)
+    if process_gone(summary):
+        pid = summary["provenance"]["pid"]
+        summary = {**summary, "error": f"killed: its process (pid {pid} on this host) is gone; rerun it to resume"}
+        note = "; ".join(filter(None, [note, f"status running, but {summary['error']}"]))
     row = {"run_dir": str(directory), "trial_id": directory.parent.name}  # (layout: <trial_id>/seed<seed>/)
     row.update(flatten(summary))
     row.update(flatten(config, "config."))

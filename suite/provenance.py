@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -57,4 +58,5 @@ def provenance(device: torch.device, optimizer_packages: tuple[str, ...], data_f
         "device_type": device.type,
         "data_fingerprint": data_fingerprint,
         "hostname": socket.gethostname(),
+        "pid": os.getpid(),  # with the host: whether a `running` record's process still lives (schema.process_gone)
     }

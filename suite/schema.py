@@ -10,7 +10,9 @@ status or a record's required key.
 from __future__ import annotations
 
 import math
+import os
 import re
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -134,6 +136,24 @@ def mark_stopped(path: Path, rule: str, rung: float, study: Path, **decision) ->
     `decision`, or PBT replacing it): the run's status becomes stopped_early, its checkpoint stays."""
     stopped = {"rule": rule, "rung": rung, "study": str(study), **decision}
     save_summary(path, {**load_summary(path), "status": TrialStatus.STOPPED_EARLY, "early_stop": stopped})
+
+
+def process_gone(summary: Mapping) -> bool:
+    """Whether a `running` record's process has gone (killed, say by the kernel for memory) and left it so: its
+    process id names no process on this host (a record from another host cannot be told: False)."""
+    where = summary.get("provenance") or {}
+    if summary.get("status") != TrialStatus.RUNNING or where.get("hostname") != socket.gethostname():
+        return False
+    pid = where.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # (alive, another user's)
+        return False
+    return False
 
 
 def is_finished(summary: Mapping | None) -> bool:

@@ -492,7 +492,10 @@ def sweep(studies: list[Study], cluster: dict, slots: list[Slot], command: str, 
             break
         round_no += 1
         count = sum(len(p) for _, p in batches)
-        print(f"round {round_no}: {count} trial(s) in {len(batches)} study(ies)", flush=True)
+        kept = [v for s in studies for (k, _), v in s.results().items() if k not in s.refused] if round_no == 1 else []
+        done = sum(v is not None for v in kept)
+        earlier = f"; {done} finished in an earlier run are kept" if done else ""
+        print(f"round {round_no}: {count} trial(s) in {len(batches)} study(ies){earlier}", flush=True)
         launch(batches, cluster, slots, round_no, stop)
         if stop.requested.is_set():
             for study in studies:

@@ -247,7 +247,9 @@ def train(
                         out.time_to_target = {"steps": done, "tokens": out.tokens, "seconds": out.train_time_s}
             log.append(row)
             rows.append(row)
-            bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{out.tokens / max(out.train_time_s, 1e-9):,.0f}")
+            timed_tokens = (done - out.untimed_steps) * workload.tokens_per_step  # (the first step is off the clock)
+            rate = f"{timed_tokens / out.train_time_s:,.0f}" if timed_tokens and out.train_time_s > 0 else "-"
+            bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=rate)
             bar.update(done - bar.n)
         # Under DDP the ranks agree on a preemption at logged steps only: no host sync in the other steps' path.
         agree = not settings.ranks.active or done % settings.log_every == 0

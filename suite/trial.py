@@ -110,6 +110,29 @@ def check_settings(cfg: dict) -> None:
         raise ValueError(f"divergence_factor must be a number > 1, got {cfg['divergence_factor']!r}")
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(workload: Workload, micro: int) -> None:
+    """Refuse a CPU trial whose training step cannot fit in this machine's memory (the kernel would kill it with no
+    message, leaving a record that says `running`)."""
+    need, free = workload.memory_bytes(micro), available_memory()
+    if need is not None and free is not None and need > free:
+        raise ValueError(
+            f"workload {workload.name} needs at least {need / 2**30:,.1f} GiB on this CPU with micro-batches of {micro}"
+            f" (parameters, gradients, optimizer state and activations), more than the {free / 2**30:,.1f} GiB "
+            "available: run it on a GPU, set workload.micro_batch_size smaller, or take a smaller workload (lm_tiny)"
+        )
+
+
 def check_writable(directory: Path) -> None:
     """Create the run directory's parents and prove we can write there, before any training."""
     try:
@@ -141,6 +164,8 @@ def prepare(cfg: dict) -> Plan:
         )
     if workload.micro_batch_size is None and workload.examples_per_step % ranks.world:
         raise ValueError(f"{ranks.world} data-parallel ranks cannot share a batch of {workload.examples_per_step}")
+    if device.type == "cpu":
+        check_memory(workload, workload.micro_batch_size or workload.examples_per_step // ranks.world)
     if ranks.active and device.type == "cuda":
         device = torch.device("cuda", ranks.local)
     cuda = device.type == "cuda"

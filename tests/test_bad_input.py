@@ -178,6 +178,9 @@ CASES = {
     # wrong types and ranges of the workload, schedule and run settings
     "zero token budget": Case("suite", ("workload.tokens=0",), "workload.tokens must be a positive number"),
     "token budget a word": Case("suite", ("workload.tokens=many",), "workload.tokens must be a positive number"),
+    "a language model too large for this CPU's memory": Case(
+        "suite", ("optimizer=muon", "workload=lm_125m", "workload/data=synthetic"), "more than the", fast=False
+    ),
     "infinite token budget": Case("suite", ("workload.tokens=inf",), "workload.tokens must be a positive number (fin"),
     "token budget beyond a float": Case(
         "suite",

@@ -163,3 +163,30 @@ def test_no_module_spells_a_status_word_but_the_schema():
                 spelled += [f"{path.relative_to(ROOT)}:{c.lineno} {c.value!r}" for c in found if c.value in words]
     assert spelled == []
     assert compared_words(ast.parse('x == "completed"; f(status="failed"); d = {"status": "paused"}')) != []
+
+
+def test_a_running_record_whose_process_is_gone_is_told_and_collect_says_so(tmp_path):
+    import os
+    import socket
+
+    import yaml
+
+    from analysis.collect import collect
+    from suite.schema import process_gone
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # (its pid names no process now)
+    here = {"hostname": socket.gethostname()}
+    assert process_gone(summary_record(status="running", provenance={**here, "pid": dead.pid}))
+    assert not process_gone(summary_record(status="running", provenance={**here, "pid": os.getpid()}))
+    assert not process_gone(summary_record(status="running", provenance={"hostname": "elsewhere", "pid": dead.pid}))
+    assert not process_gone(summary_record(status="completed", provenance={**here, "pid": dead.pid}))
+    run = tmp_path / "results" / "quadratic" / "adamw" / "0123456789" / "seed0"
+    run.mkdir(parents=True)
+    save_summary(run / "summary.json", summary_record(status="running", provenance={**here, "pid": dead.pid}))
+    (run / "config.yaml").write_text(yaml.safe_dump({"optimizer": {"name": "adamw", "lr": 1e-3}}))
+    trials, problems, _ = collect([tmp_path / "results"], tmp_path / "t.parquet")
+    assert [reason for _, reason in problems] == [
+        f"status running, but killed: its process (pid {dead.pid} on this host) is gone; rerun it to resume"
+    ]
+    assert trials.status.tolist() == ["running"] and "is gone" in trials.error.iloc[0]

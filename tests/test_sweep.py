@@ -175,6 +175,12 @@ def test_sweep_runs_studies_and_a_rerun_launches_nothing(tmp_path):
     assert "round" not in again.stdout  # nothing launched, nothing run twice
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("summary.json")} == summaries
 
+    grown = sweep(
+        *[a if a != "optimizer=adamw,sgd" else "optimizer=adamw,sgd,lion" for a in args], f"results_dir={tmp_path}"
+    )
+    assert grown.returncode == 0, grown.stderr
+    assert "round 1: 3 trial(s) in 1 study(ies); 10 finished in an earlier run are kept" in grown.stdout
+
 
 @pytest.mark.slow
 def test_coordinate_descent_study_and_refusal_of_other_settings(tmp_path):

@@ -93,6 +93,11 @@ class Workload(ABC):
     def eval_batches(self) -> Iterable[Batch]:
         """The fixed held-out set, in batches; identical for every trial."""
 
+    def memory_bytes(self, micro: int) -> int | None:
+        """A lower estimate of a CPU training step's memory with micro-batches of `micro` examples, where a workload
+        can be too large for a machine (the language models); None: not estimated."""
+        return None
+
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean training loss of `model` on `batch` (a scalar tensor)."""

@@ -86,6 +86,19 @@ class LanguageModel(Workload):
     def param_roles(self, model: nn.Module) -> dict[str, ParamRole]:
         return roles_by_module(model, embeddings=(model.embed,), heads=(model.lm_head,))
 
+    def memory_bytes(self, micro: int) -> int:
+        """A lower estimate of a training step's fp32 memory with micro-batches of `micro` sequences: parameters,
+        gradients and two optimizer states each (AdamW's), and what autograd keeps for one micro-batch — per layer
+        s·b·h·(34 + 5·a·s/h) bytes in 16-bit (Korthikanti et al. 2022, 'Reducing Activation Recomputation in Large
+        Transformer Models', eq. 2), doubled for fp32, or each block's input alone under activation checkpointing —
+        plus the logits and their softmax (2·s·b·V values)."""
+        s, h, a, layers = self.shape.seq_len, self.shape.d_model, self.shape.n_head, self.shape.n_layer
+        vocab = self.shape.vocab_size
+        params = self.shape.non_embedding_params + 2 * vocab * h  # (embedding and head are not tied)
+        layer = 2 * s * micro * h * (34 + 5 * a * s / h)
+        kept = layers * 4 * s * micro * h + layer if self.activation_checkpointing else layers * layer
+        return int(4 * 4 * params + kept + 4 * 2 * s * micro * vocab)
+
     def train_batch(self, step: int, data_seed: int) -> torch.Tensor:
         """`batch_size` windows of seq_len+1 tokens drawn uniformly over all train windows."""
         rng = np.random.default_rng([data_seed, step])

@@ -27,7 +27,9 @@ from analysis.stats import (
     average_ranks,
     cliques,
     friedman_test,
+    mean_rank_interval,
     nemenyi_cd,
+    pooled_sd,
     seeds_needed,
     t_interval,
     workload_ranks,
@@ -204,10 +206,8 @@ class Report:
         metric at 80% power."""
         finished = compared(self.trials)
         finished = finished[np.isfinite(finished.score)]
-        groups = finished.groupby(["task", "optimizer", "hparams"]).final_metric
-        residual = finished.final_metric - groups.transform("mean")
-        dof = (groups.size() - 1).groupby("task").sum()
-        sd = np.sqrt((residual**2).groupby(finished.task).sum() / dof.where(dof > 0))
+        spread = pooled_sd(finished, "final_metric", ["task", "optimizer", "hparams"], "task")
+        sd, dof = spread.sd, spread.dof
         level = finished.groupby("task").final_metric.median().abs()
         rows = [
             {
@@ -287,11 +287,7 @@ class Report:
         text = [POLICIES]
         if len(ranks) and ranks.shape[1] > 1:
             board["mean_rank"] = average_ranks(ranks)
-            draws = [
-                ranks.iloc[np.random.default_rng(i).integers(0, len(ranks), len(ranks))].mean() for i in range(1000)
-            ]
-            board["rank_low"] = pd.DataFrame(draws).quantile(0.025)
-            board["rank_high"] = pd.DataFrame(draws).quantile(0.975)
+            board = board.join(mean_rank_interval(ranks))
             board["workloads"] = len(ranks)
         else:
             board["mean_rank"] = board["rank_low"] = board["rank_high"] = np.nan

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from analysis.stats import pooled_sd
+
 REQUIRED = ("optimizer", "workload", "budget_tokens", "final_metric")  # final_metric: a loss
 MIN_BUDGETS = 3
 
@@ -115,12 +117,7 @@ class Speedups:
 def pooled_noise(df: pd.DataFrame) -> pd.DataFrame:
     """Per workload: the pooled seed-to-seed standard deviation of the final loss within its points and its degrees
     of freedom (sum of seeds - 1 over the points)."""
-    df = df[np.isfinite(df.final_metric)]  # (a diverged run has no spread to contribute)
-    grouped = df.groupby(POINT).final_metric
-    residual = df.final_metric - grouped.transform("mean")
-    dof = (grouped.size() - 1).groupby("workload").sum()
-    ss = (residual**2).groupby(df.workload).sum()
-    return pd.DataFrame({"sd": np.sqrt(ss / dof.where(dof > 0)), "dof": dof})
+    return pooled_sd(df[np.isfinite(df.final_metric)], "final_metric", POINT, "workload")  # (diverged: no spread)
 
 
 def speedups(df: pd.DataFrame, baseline: str = "adamw", n_boot: int = 400, seed: int = 0) -> Speedups:

@@ -22,6 +22,25 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
+def pooled_sd(df: pd.DataFrame, value: str, groups: list[str], block: str) -> pd.DataFrame:
+    """Per `block`: the pooled within-group standard deviation of `value` (the seed-to-seed spread: each group is one
+    configuration's seeds) and its degrees of freedom, the sum over groups of (size - 1); NaN without any."""
+    grouped = df.groupby(groups)[value]
+    residual = df[value] - grouped.transform("mean")
+    dof = (grouped.size() - 1).groupby(level=block).sum()
+    ss = (residual**2).groupby(df[block]).sum()
+    return pd.DataFrame({"sd": np.sqrt(ss / dof.where(dof > 0)), "dof": dof})
+
+
+def mean_rank_interval(ranks: pd.DataFrame, draws: int = 1000) -> pd.DataFrame:
+    """Per optimizer (column): the 2.5% and 97.5% quantiles of its mean rank over bootstrap resamples of the blocks
+    (rows), draw i from numpy's generator seeded i."""
+    means = pd.DataFrame(
+        [ranks.iloc[np.random.default_rng(i).integers(0, len(ranks), len(ranks))].mean() for i in range(draws)]
+    )
+    return pd.DataFrame({"rank_low": means.quantile(0.025), "rank_high": means.quantile(0.975)})
+
+
 def rank_rows(scores: pd.DataFrame) -> pd.DataFrame:
     """Each row's ranks (1 = lowest score; ties, as between diverged runs, share the average rank)."""
     return pd.DataFrame(

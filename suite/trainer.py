@@ -58,14 +58,14 @@ class Clock:
     """Wall time of the timed region only (AlgoPerf: data selection + update); pause it around evaluation and
     checkpoints. A resumed trial's clock starts from the checkpoint's total."""
 
-    def __init__(self, device: torch.device, total: float = 0.0):
+    def __init__(self, device: torch.device, total: float = 0.0, now: Callable[[], float] = time.perf_counter):
         self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        self._total = total
+        self._total, self._now = total, now
         self._since: float | None = None
 
     def start(self) -> None:
         self._sync()
-        self._since = time.perf_counter()
+        self._since = self._now()
 
     def pause(self) -> None:
         self._total = self.elapsed()
@@ -75,7 +75,7 @@ class Clock:
         if self._since is None:
             return self._total
         self._sync()
-        return self._total + time.perf_counter() - self._since
+        return self._total + self._now() - self._since
 
 
 @dataclass

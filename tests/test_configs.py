@@ -10,8 +10,13 @@ from optimizers import get_spec, schedules
 from optimizers.hparams import hyperparameters, validate, validate_search_space
 from suite import CONF_DIR, declared_hyperparameters
 from suite.protocols import PLANNERS
+from suite.throughput import peak_flops
 from tests.conftest import compose_config
 from workloads import FAMILIES
+from workloads.lm.workload import lm_shape, token_budget
+
+GPT2_VOCAB = 50257  # the shards' tokenizer (workloads/lm/fetch.py)
+H100_BF16_FLOPS = peak_flops("NVIDIA H100 80GB HBM3", "cuda", None)
 
 GROUPS = ["optimizer", "workload", "schedule", "workload/data", "tuning", "cluster"]
 
@@ -52,4 +57,9 @@ def test_each_gpu_scale_preset_sets_its_own_limits_with_one_rank_per_gpu(preset)
     assert {key: launcher[key] for key in written} == dict(written)  # the preset's values win over slurm.yaml's
     assert launcher.tasks_per_node == launcher.gpus_per_node >= 1
     assert launcher.max_num_timeout > 0 and launcher.signal_delay_s > 0  # a trial past its limit is requeued
-    assert "Sized from" in (CONF_DIR / "cluster" / f"{preset}.yaml").read_text()
+    if preset.startswith("slurm_lm_"):  # sized from the budget: the whole run fits in the limit at 40% MFU on H100s
+        workload = OmegaConf.to_container(compose_config([f"workload={preset[6:]}"]).workload, resolve=True)
+        shape = lm_shape(workload, GPT2_VOCAB)
+        flops = token_budget(workload, shape.non_embedding_params) * shape.flops_per_token
+        hours = flops / (0.4 * H100_BF16_FLOPS * launcher.gpus_per_node) / 3600
+        assert hours < launcher.timeout_min / 60 < 4 * hours + 3  # (room for slower optimizers, not a week)

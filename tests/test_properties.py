@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
@@ -123,6 +123,7 @@ DAMAGE = dict(
 @given(name=st.sampled_from([SUMMARY, METRICS, CONFIG, CHECKPOINT]), finished=st.booleans(), **DAMAGE)
 def test_damaged_records_are_refused_cleanly_or_resumed_and_collect_never_fails(name, finished, how, at, junk):
     with tempfile.TemporaryDirectory() as tmp:
+        assume(not (finished and name == CHECKPOINT))  # (a finished trial keeps no checkpoint to damage)
         results = Path(tmp) / "results"
         stop = [] if finished else ["checkpoint_every=2"]
         assert suite_in_process([*QUICK, *stop], results)[0] == 0
@@ -138,8 +139,7 @@ def test_damaged_records_are_refused_cleanly_or_resumed_and_collect_never_fails(
             summary = json.loads((run_dir / SUMMARY).read_text())
             (run_dir / SUMMARY).write_text(json.dumps({**summary, "status": "running"}))
         path = run_dir / name
-        if not path.exists():  # (a finished trial keeps no checkpoint)
-            return
+        assert path.exists()
         if name == CHECKPOINT and how == "flip":
             how = "truncate"  # a flipped byte inside a zip member may still load: the checkpoint stands in, above
         path.write_bytes(damage(path.read_bytes(), how, at, junk))
@@ -147,7 +147,7 @@ def test_damaged_records_are_refused_cleanly_or_resumed_and_collect_never_fails(
         code, stderr = suite_in_process([*QUICK, *stop], results)
         assert_refused_cleanly_or_ran(code, stderr, before, results)
         trials, problems, _ = collect([results], Path(tmp) / "t.parquet")  # skips or notes, never raises
-        assert len(trials) + len(problems) >= 1
+        assert str(run_dir) in {*trials.get("run_dir", []), *(directory for directory, _ in problems)}
 
 
 @SETTINGS

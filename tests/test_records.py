@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from omegaconf import OmegaConf
@@ -41,14 +40,16 @@ def test_atomic_write_leaves_old_or_new_and_no_temp_files(tmp_path, monkeypatch)
 def test_clock_excludes_paused_time():
     import torch
 
-    clock = Clock(torch.device("cpu"))
+    now = [100.0]
+    clock = Clock(torch.device("cpu"), total=2.0, now=lambda: now[0])  # (a resumed trial's 2 s so far)
     clock.start()
-    time.sleep(0.05)
+    now[0] += 0.5
     clock.pause()
-    time.sleep(0.3)  # evaluation, off the clock
+    now[0] += 30.0  # evaluation, off the clock
+    assert clock.elapsed() == 2.5
     clock.start()
-    time.sleep(0.05)
-    assert 0.1 <= clock.elapsed() < 0.3
+    now[0] += 0.25
+    assert clock.elapsed() == 2.75
 
 
 def test_rng_capture_restores_every_generator_through_weights_only_load():

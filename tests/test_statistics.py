@@ -513,3 +513,51 @@ def test_a_published_leaderboard_regenerates_to_the_same_tables_and_a_change_is_
     table = out / "tables" / "leaderboard.csv"
     table.write_text(table.read_text().replace("muon", "nuon"))  # a published number the code no longer computes
     assert regenerated_differences(out, main)[0].startswith("leaderboard.csv")
+
+
+# --- known answers for the small statistics every table leans on ---------------------------------------------------
+def test_t_interval_is_students_on_known_values():
+    from scipy.stats import t
+
+    from analysis.stats import t_interval
+
+    assert t_interval([1.0, 3.0]) == pytest.approx((2 - t.ppf(0.975, 1), 2 + t.ppf(0.975, 1)))  # sd √2, se 1
+    assert t_interval([1.0, 2.0, 3.0]) == pytest.approx((2 - 4.302653 / 3**0.5, 2 + 4.302653 / 3**0.5))
+    assert all(np.isnan(t_interval([1.0])))
+    assert all(np.isnan(t_interval([1.0, np.inf])))
+
+
+def test_the_metric_lost_by_a_prediction_is_paired_over_the_common_scoring_seeds():
+    from analysis.transfer import lost
+
+    mean, low, high, n = lost({0: 5.0, 1: 2.0, 2: 3.0}, {0: 1.0, 1: 1.5, 2: 2.0, 3: 9.0})
+    assert (mean, n) == (0.75, 2)  # seeds 1 and 2 (0 selected, 3 not in both): gaps 0.5 and 1.0
+    assert (low, high) == pytest.approx((0.75 - 12.7062047 * 0.25, 0.75 + 12.7062047 * 0.25))
+    one = lost({1: 2.0}, {1: 1.0})
+    assert one[0] == 1.0 and np.isnan(one[1]) and one[3] == 1
+    assert lost({0: 1.0}, {0: 2.0})[3] == 0 and np.isnan(lost({0: 1.0}, {0: 2.0})[0])
+
+
+def test_the_mean_rank_interval_resamples_workloads():
+    from analysis.stats import mean_rank_interval
+
+    one = mean_rank_interval(pd.DataFrame({"a": [1.0], "b": [2.0]}))
+    assert one.to_dict("index") == {"a": {"rank_low": 1.0, "rank_high": 1.0}, "b": {"rank_low": 2.0, "rank_high": 2.0}}
+    # two workloads ranking a and b oppositely: a draw's mean is 1, 1.5 or 2 (each end with probability 1/4)
+    two = mean_rank_interval(pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 1.0]}))
+    assert two.to_dict("index") == {"a": {"rank_low": 1.0, "rank_high": 2.0}, "b": {"rank_low": 1.0, "rank_high": 2.0}}
+
+
+def test_the_pooled_seed_spread_pools_within_configurations():
+    from analysis.stats import pooled_sd
+
+    df = pd.DataFrame(
+        {
+            "task": ["t", "t", "t", "t", "u", "u"],
+            "config": ["x", "x", "y", "y", "x", "y"],
+            "value": [1.0, 3.0, 10.0, 14.0, 5.0, 7.0],  # t: residuals ±1 and ±2, 2 dof; u: one seed each
+        }
+    )
+    spread = pooled_sd(df, "value", ["task", "config"], "task")
+    assert spread.loc["t"].tolist() == pytest.approx([5**0.5, 2])
+    assert np.isnan(spread.loc["u", "sd"]) and spread.loc["u", "dof"] == 0

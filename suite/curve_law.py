@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
 
 PARAMETERS = ("L0", "A", "alpha", "C")
 MIN_POINTS = len(PARAMETERS) + 1  # a fit needs at least one residual degree of freedom
@@ -81,7 +80,9 @@ class Fit:
             return value, math.inf
         gradient = numeric_jacobian(at, self.internal)[0]
         variance = float(gradient @ self.covariance @ gradient)
-        half = stats.t.ppf(0.5 + level / 2, self.points - len(PARAMETERS)) * math.sqrt(max(variance, 0.0))
+        from scipy.stats import t  # (imported when used: the sweep driver imports this module)
+
+        half = t.ppf(0.5 + level / 2, self.points - len(PARAMETERS)) * math.sqrt(max(variance, 0.0))
         return value, half if math.isfinite(half) else math.inf
 
 
@@ -104,6 +105,8 @@ def fit(
     `end` (default: the last point's); None with fewer than MIN_POINTS points. Bounds: L0 in [0, max loss],
     A >= 0, alpha in [0.01, 3], share in [0, 1]; the best of `restarts` starts (the first at a data-driven guess,
     the others drawn from a generator seeded with `seed`)."""
+    from scipy.optimize import least_squares  # (imported when used: the sweep driver imports this module)
+
     s1, s2, loss = (np.asarray(v, dtype=float) for v in (s1, s2, loss))
     keep = np.isfinite(loss) & (s1 > 0)
     s1, s2, loss = s1[keep], s2[keep], loss[keep]
@@ -125,7 +128,7 @@ def fit(
     best = None
     for start in starts:
         start = np.clip(start, lower, upper)
-        result = optimize.least_squares(residuals, start, bounds=(lower, upper), method="trf")
+        result = least_squares(residuals, start, bounds=(lower, upper), method="trf")
         if best is None or result.cost < best.cost:
             best = result
     r = residuals(best.x)

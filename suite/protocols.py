@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import qmc
 
 from suite.schema import SEARCH_SEED, best_of, scoring_seeds
 from suite.search_space import Dim
@@ -25,6 +24,8 @@ Config = dict[str, float]  # search-space key (`lr`, `betas.1`) -> value
 
 def random_configs(space: list[Dim], n: int, seed: int, sampler: str = "halton") -> list[Config]:
     """n scrambled Halton (or Sobol) points, seeded: the same n points for every optimizer with the same space."""
+    from scipy.stats import qmc  # (here, not at the top: the sweep driver starts its slot workers before it plans)
+
     engines = {"halton": qmc.Halton, "sobol": qmc.Sobol}
     if sampler not in engines:
         raise ValueError(f"tuning.sampler must be one of {', '.join(engines)}, got {sampler!r}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 from suite.layout import METRICS, SUMMARY
 from suite.records import read_jsonl
@@ -29,6 +28,8 @@ def norm_of(schedule: dict, optimizer: str) -> str:
 def refine(norms: np.ndarray, power: float, smoothing: float) -> np.ndarray:
     """The refined multipliers of every step from a run's gradient norms (same length), peak 1."""
     width = max(1, 2 * (int(smoothing * len(norms)) // 2) + 1)  # odd, as a median filter's window
+    from scipy.ndimage import median_filter  # (imported when used: the sweep driver imports this module)
+
     smooth = median_filter(np.asarray(norms, float), size=width, mode="nearest")
     w = smooth**-power
     after = np.concatenate([np.cumsum(w[::-1])[::-1][1:], [0.0]])  # Σ_{s>t} w_s

@@ -234,13 +234,18 @@ class Slot:
         self.index, self.env, self.stop, self.spawner = index, env, stop, spawner
         self.worker: subprocess.Popen | None = None
 
-    def run(self, job: Job, log: Path) -> int | None:
-        if self.stop.requested.is_set():
-            return None
+    def start(self) -> None:
+        """Start the worker if it is not running: the sweep starts every slot's before it plans its first round, so
+        that the workers import torch while the driver plans."""
         if self.worker is None or self.worker.poll() is not None:
             argv = [sys.executable, "-m", "suite.slot"]
             pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             self.worker = self.spawner.start(lambda: start_process(argv, self.env, self.stop, **pipes))
+
+    def run(self, job: Job, log: Path) -> int | None:
+        if self.stop.requested.is_set():
+            return None
+        self.start()
         try:
             self.worker.stdin.write(json.dumps([job.arguments(), str(log)]) + "\n")
             self.worker.stdin.flush()
@@ -474,6 +479,8 @@ def main(argv: list[str]) -> int:
     spawner = Spawner()
     slots = [Slot(i, env, stop, spawner) for i, env in enumerate(shares)]
     try:
+        for slot in slots:
+            slot.start()
         return sweep(studies, cluster, slots, command, stop)
     finally:
         for slot in slots:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from suite.layout import STUDY, SUMMARY
 from suite.schema import StudyStatus, load_study, search_trials, studies, summary_or_empty
@@ -22,6 +21,15 @@ from suite.schema import StudyStatus, load_study, search_trials, studies, summar
 LR = "lr"
 NEAREST = 5  # the vertex is fitted on the best trial and the trials nearest it in log lr, this many in all
 SEARCHES = ("random", "grid", "coordinate_descent")  # the protocols whose studies are tuned results to fit on
+
+
+def t_quantile(q: float, dof: int) -> float:
+    """Student's t quantile (scipy.stats imported when a fit needs it: the sweep driver imports this module)."""
+    from scipy.stats import t
+
+    return float(t.ppf(q, dof))
+
+
 CHECK_FACTORS = (0.5, 2.0, 0.25, 4.0, 0.125, 8.0)  # tuning.check=k runs the first k around the prediction
 
 
@@ -61,7 +69,7 @@ def fit_vertex(xs: np.ndarray, ys: np.ndarray) -> dict | None:
         resid = ys - design @ coef
         cov = np.linalg.inv(design.T @ design) * float(resid @ resid) / dof
         grad = np.array([b / (2 * a * a), -1 / (2 * a), 0.0])
-        half = stats.t.ppf(0.975, dof) * math.sqrt(max(float(grad @ cov @ grad), 0.0))
+        half = t_quantile(0.975, dof) * math.sqrt(max(float(grad @ cov @ grad), 0.0))
         low, high = math.exp(v - half), math.exp(v + half)
     return {"lr": math.exp(v), "low": low, "high": high}
 
@@ -142,7 +150,7 @@ class Law:
         mean = float(x @ np.array(self.coef))
         half = math.nan
         if self.cov is not None:
-            half = stats.t.ppf(0.975, self.dof) * math.sqrt(max(float(x @ np.array(self.cov) @ x), 0.0))
+            half = t_quantile(0.975, self.dof) * math.sqrt(max(float(x @ np.array(self.cov) @ x), 0.0))
         back = math.exp if self.log else float
         return back(mean), back(mean - half), back(mean + half)
 
@@ -150,7 +158,7 @@ class Law:
         """Each coefficient with its 95% interval."""
         out = {}
         for i, term in enumerate(self.terms):
-            half = math.nan if self.cov is None else stats.t.ppf(0.975, self.dof) * math.sqrt(self.cov[i][i])
+            half = math.nan if self.cov is None else t_quantile(0.975, self.dof) * math.sqrt(self.cov[i][i])
             out[term] = (self.coef[i], self.coef[i] - half, self.coef[i] + half)
         return out
 

@@ -36,10 +36,10 @@ def refusal(argv: list[str]) -> str | None:
     )
 
 
-def command(argv: list[str], check: bool = True) -> int:
-    """`python -m suite ARGV` as a function: the refusals (unless the caller made them: `check` false), then Hydra's
-    run; returns the exit code (the slot workers and the bad-input tests call it in process)."""
-    problem = refusal(argv) if check else None
+def command(argv: list[str]) -> int:
+    """`python -m suite ARGV` as a function: the refusals, then Hydra's run; returns the exit code (the bad-input
+    tests call it in process)."""
+    problem = refusal(argv)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -60,22 +60,23 @@ class Job:
         """The job as a command: `python -m suite <arguments>`."""
         return [sys.executable, "-m", "suite", *self.arguments()]
 
-    def arguments(self) -> list[str]:
-        search = f"hydra.searchpath=[file://{self.study.directory / 'conf'}]"
+    def common(self) -> list[str]:
+        """The overrides every trial of the job shares: the task, the study's overrides, and where its trial files
+        are (the study's conf/trial/<name>.yaml, each `# @package optimizer`)."""
         force = ["force=true"] if self.study.force else []
         pause = [] if self.pause_at is None else [f"pause_at={self.pause_at}"]
-        return [
-            "-m",
-            f"optimizer={self.study.optimizer}",
-            f"workload={self.study.workload}",
-            *self.study.overrides,
-            *force,
-            *pause,
-            search,
-            f"+trial={','.join(self.trials)}",
-            f"seed={','.join(map(str, self.seeds))}",
-            "progress=false",
-        ]
+        search = f"hydra.searchpath=[file://{self.study.directory / 'conf'}]"
+        task = [f"optimizer={self.study.optimizer}", f"workload={self.study.workload}"]
+        return [*task, *self.study.overrides, *force, *pause, search, "progress=false"]
+
+    def arguments(self) -> list[str]:
+        """The job as one Hydra multirun (a SLURM array): every trial file on every seed."""
+        return ["-m", *self.common(), f"+trial={','.join(self.trials)}", f"seed={','.join(map(str, self.seeds))}"]
+
+    def runs(self) -> list[list[str]]:
+        """The job's runs one by one, in the multirun's order, each the overrides of one `python -m suite` (what a
+        local slot's worker composes and runs)."""
+        return [[*self.common(), f"+trial={t}", f"seed={s}"] for t in self.trials for s in self.seeds]
 
 
 def jobs_for(study: Study, pairs: list[tuple[Config, int]], parts: int) -> list[Job]:
@@ -247,7 +248,7 @@ class Slot:
             return None
         self.start()
         try:
-            self.worker.stdin.write(json.dumps([job.arguments(), str(log)]) + "\n")
+            self.worker.stdin.write(json.dumps([job.runs(), str(log)]) + "\n")
             self.worker.stdin.flush()
             answer = self.worker.stdout.readline()
         except (BrokenPipeError, OSError):

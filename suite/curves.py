@@ -27,6 +27,11 @@ def pause_step(fraction: float, steps: int, eval_every: int) -> int | None:
     return step if step < steps else None
 
 
+def passed(summary: dict, fraction: float, eval_every: int) -> bool:
+    """Whether a paused run's record stands at or beyond where a trial pauses for `fraction` of its budget."""
+    return summary["steps"] >= pause_step(fraction, summary["budget"]["steps"], eval_every)
+
+
 def multipliers(
     steps: int, schedule: dict, tokens_per_step: int = 1, peak_lr: float = 1.0, weights: tuple | None = None
 ) -> np.ndarray:

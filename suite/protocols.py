@@ -9,7 +9,9 @@ runs them."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 from collections.abc import Callable
 
@@ -57,6 +59,11 @@ def neighbours(best: Config, space: list[Dim], points: int) -> list[Config]:
 
 def key(config: Config) -> tuple:
     return tuple(sorted(config.items()))
+
+
+def trial_name(config: Config) -> str:
+    """The name of a configuration's trial file (conf/trial/<name>.yaml in the study directory)."""
+    return "t" + hashlib.sha256(json.dumps(sorted(config.items())).encode()).hexdigest()[:10]
 
 
 # --- the planners: (start, scores so far, space, settings) -> the search configurations to run next ------------

@@ -4,21 +4,20 @@ run records) and study.json. What to run next is the planners' business (suite/p
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from optimizers.hparams import check_values, hyperparameters, validate_search_space
 from suite import curves, declared_hyperparameters, early_stop, pbt, step_law, transfer
-from suite.layout import CHECKPOINT, PARENT, STUDY, SUMMARY, is_study_defining, run_dir, study_dir
-from suite.protocols import Config, key, next_trials, random_configs, wanted
-from suite.records import atomic_write, atomic_write_json, atomic_write_text, read_json
+from suite.layout import STUDY, SUMMARY, is_study_defining, run_dir, study_dir
+from suite.population import Population
+from suite.protocols import Config, key, next_trials, trial_name, wanted
+from suite.records import atomic_write_text
+from suite.rungs import Rungs
 from suite.schema import (
     ENDED,
     FINISHED,
@@ -30,14 +29,11 @@ from suite.schema import (
     best_of,
     final_score,
     load_study,
-    mark_stopped,
     save_study,
     summary_or_empty,
 )
 from suite.search_space import Dim, dims
 
-EARLY_STOP = "early_stop.json"  # a study's rung decisions, written when made (the authority on what it stopped)
-POPULATION = "population.json"  # a PBT study's members, generation by generation (the authority on its lineage)
 EARLY_STOP_KEYS = ("early_stop", "rungs", "eta")  # settings of tuning.early_stop; part of a study's settings only
 # when it is on (a study without early stopping keeps the settings it always had)
 
@@ -59,11 +55,6 @@ def with_values(optimizer_cfg: dict, config: Config) -> dict:
 def value_of(hp: dict, name: str) -> float:
     head, _, index = name.partition(".")
     return float(hp[head][int(index)] if index else hp[head])
-
-
-def trial_name(config: Config) -> str:
-    """The name of a configuration's trial file (conf/trial/<name>.yaml in the study directory)."""
-    return "t" + hashlib.sha256(json.dumps(sorted(config.items())).encode()).hexdigest()[:10]
 
 
 class Study:
@@ -110,10 +101,12 @@ class Study:
         self.configs: dict[tuple, Config] = {}  # every configuration proposed so far
         self.attempted: set[tuple[tuple, int]] = set()  # (config key, seed) launched by this invocation
         self.refused: dict[tuple, str] = {}  # configurations the optimizer refuses, with the refusal: never launched
-        self.launched_to: dict[tuple, float] = {}  # search configuration -> the rung this invocation launched it to
-        self.decisions: dict[str, dict] = {}  # rung (as text) -> {trial name -> decision}, from early_stop.json
-        self.population: dict | None = None  # PBT: generation, members with lineage, replaced; population.json
         self.load()
+        # the protocol that decides on partial curves and keeps state between rounds (suite/rungs.py: random search
+        # in rungs; suite/population.py: PBT), or None (the planners of suite/protocols.py alone)
+        self.partial: Rungs | Population | None = (
+            Population(self) if self.tuning["protocol"] == "pbt" else Rungs(self) if self.rule != "none" else None
+        )
 
     def predicted(self, cfg: dict) -> dict:
         """tuning=transfer: the configuration fitted from tuned studies at other scales, at this task's (N, D)."""
@@ -163,10 +156,6 @@ class Study:
             raise ValueError(f"{path} is not a study record (its trials are damaged); move it away") from e
         for config in configs:
             self.propose(config)
-        decisions = read_json(self.directory / EARLY_STOP)
-        self.decisions = decisions.get("rungs", {}) if isinstance(decisions, dict) else {}
-        population = read_json(self.directory / POPULATION)
-        self.population = population if isinstance(population, dict) else None
 
     def propose(self, config: Config) -> None:
         self.configs.setdefault(key(config), config)
@@ -210,10 +199,7 @@ class Study:
     def stopped(self, config: Config) -> float | None:
         """The rung at which this study stopped the configuration early (or, PBT, the boundary where another
         member's copy replaced it), or None."""
-        name = trial_name(config)
-        if self.population and name in self.population["replaced"]:
-            return self.population["replaced"][name]
-        return next((float(r) for r, d in self.decisions.items() if d.get(name, {}).get("stop")), None)
+        return None if self.partial is None else self.partial.stopped(config)
 
     def outcome(self, config: Config, seed: int) -> tuple[str | None, float]:
         """(status, score): score is the final metric oriented so lower is better, +inf when diverged, failed,
@@ -240,178 +226,12 @@ class Study:
                     scores[(k, seed)] = score if status in done else None
         return scores
 
-    # --- early stopping in rungs (suite/early_stop.py) -------------------------------------------------------
-    def reached(self, config: Config) -> float | None:
-        """How far the search trial of `config` has come: None when it is done (diverged, failed in this
-        invocation, refused or stopped early); 1.0 when it completed (perhaps run to the end by another study: it is
-        still decided on at each rung, from its prefix); else the highest rung (or 0) it has reached: one this study
-        decided on with it running, or where its paused record stands (a killed trial's record may be behind its
-        checkpoint)."""
-        if key(config) in self.refused or self.stopped(config) is not None:
-            return None
-        summary = summary_or_empty(self.run_dir(config, SEARCH_SEED) / SUMMARY)
-        status = summary.get("status")
-        if status == TrialStatus.COMPLETED:
-            return 1.0
-        if status in FINISHED or (status == TrialStatus.FAILED and (key(config), SEARCH_SEED) in self.attempted):
-            return None
-        name = trial_name(config)
-        kept = [float(r) for r, decided in self.decisions.items() if name in decided]  # (it was running there)
-        if status in (TrialStatus.PAUSED, TrialStatus.STOPPED_EARLY):  # (stopped early by another study)
-            kept += [r for r in self.tuning["rungs"] if self.passed(summary, r)]
-        return max(kept, default=0.0)
-
-    def passed(self, summary: dict, fraction: float) -> bool:
-        """Whether a paused run's record stands at or beyond where a trial pauses for `fraction` of its budget."""
-        return summary["steps"] >= curves.pause_step(fraction, summary["budget"]["steps"], self.cfg["eval_every"])
-
-    def decide(self, rung: float, alive: list[Config]) -> None:
-        """The rule's decision at a rung over the configurations still running, made once: written to
-        early_stop.json (the study's authority) and, for each trial it stops, into the trial's summary.json
-        (status stopped_early, with its prediction; its checkpoint stays, so another study may continue it)."""
-        found = {trial_name(c): curves.run_curve(self.run_dir(c, SEARCH_SEED), rung) for c in alive}
-        decisions = early_stop.decide(self.rule, found, self.tuning.get("eta", 2), seed=self.tuning["seed"])
-        self.decisions[str(rung)] = decisions
-        record = {"rule": self.rule, "rungs": self.decisions}
-        self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.directory / EARLY_STOP, record)
-        for config in alive:
-            decision = decisions[trial_name(config)]
-            if decision["stop"]:
-                mark_stopped(self.run_dir(config, SEARCH_SEED) / SUMMARY, self.rule, rung, self.directory, **decision)
-
-    def rung_trials(self) -> list[tuple[Config, int]] | None:
-        """The search trials to run to the next rung (or to the end after the last), deciding at each rung once
-        every trial still running has reached it; None when the search is over (every configuration finished,
-        failed or was stopped), so the scoring seeds follow; [] when a trial launched in this invocation did not
-        reach its rung (killed: a rerun continues it). Sets `pause_at` for the batch."""
-        configs = [
-            c for c in wanted(self.tuning["protocol"], self.start, {}, self.space, self.tuning) if not self.refuse(c)
-        ]
-        for config in configs:
-            self.propose(config)
-        while True:
-            alive = {key(c): (c, at) for c in configs if (at := self.reached(c)) is not None}
-            if all(at >= 1.0 for _, at in alive.values()):
-                return None
-            level = min(at for _, at in alive.values())
-            if level in self.tuning["rungs"] and str(level) not in self.decisions:
-                self.decide(level, [c for c, _ in alive.values()])
-                continue
-            target = next((r for r in self.tuning["rungs"] if r > level), 1.0)
-            pending = [c for c, at in alive.values() if at < target]
-            if any(self.launched_to.get(key(c)) == target for c in pending):
-                return []
-            for config in pending:
-                self.launched_to[key(config)] = target
-            self.pause_at = target if target < 1.0 else None
-            return [(c, SEARCH_SEED) for c in pending]
-
-    # --- Population Based Training (suite/pbt.py) ---------------------------------------------------------------
-    def members(self) -> list[dict]:
-        """The population now: per member its configuration (naming its origin once it has copied another) and its
-        lineage, the whole history of hyperparameters it inherited; the first generation is random search's."""
-        if self.population is None:
-            found = random_configs(self.space, self.tuning["population"], self.tuning["seed"], self.tuning["sampler"])
-            # (the population's own trials: a random search's run of the same point may have run on past a boundary)
-            first = [{**c, ORIGIN: str(Origin(population=self.tuning["name"]))} for c in found]
-            lineage = [[{"generation": 0, "step": 0, "config": c}] for c in found]
-            members = [{"config": c, "lineage": history} for c, history in zip(first, lineage, strict=True)]
-            self.population = {"generation": 0, "members": members, "replaced": {}}
-        return self.population["members"]
-
-    def member_at(self, config: Config, target: float | None) -> bool:
-        """Whether a member's trial has reached the boundary `target` (None: the end), or ended before it (diverged,
-        or failed in this invocation: a failed trial is tried again when the command runs again)."""
-        summary = summary_or_empty(self.run_dir(config, SEARCH_SEED) / SUMMARY)
-        status = summary.get("status")
-        if status in FINISHED or (status == TrialStatus.FAILED and self.launched_to.get(key(config), -1) == target):
-            return True
-        return target is not None and status == TrialStatus.PAUSED and self.passed(summary, target)
-
-    def member_loss(self, config: Config, target: float) -> float:
-        """A member's held-out loss at the boundary; inf when it diverged or failed."""
-        directory = self.run_dir(config, SEARCH_SEED)
-        if summary_or_empty(directory / SUMMARY).get("status") not in (TrialStatus.PAUSED, TrialStatus.COMPLETED):
-            return math.inf
-        losses = curves.run_curve(directory, target).losses
-        return losses[-1] if losses and math.isfinite(losses[-1]) else math.inf
-
-    def next_generation(self, target: float) -> None:
-        """Exploit and explore at a boundary, once: the decisions go to population.json before any file is copied."""
-        members, generation = self.members(), self.population["generation"]
-        losses = [self.member_loss(m["config"], target) for m in members]
-        rng = np.random.default_rng([self.tuning["seed"], generation + 1])
-        steps = next(
-            s["budget"]["steps"]
-            for m in members
-            if (s := summary_or_empty(self.run_dir(m["config"], SEARCH_SEED) / SUMMARY))
-        )
-        step = curves.pause_step(target, steps, self.cfg["eval_every"])
-        replaced = []
-        for loser, donor in sorted(pbt.exploit(losses, rng).items()):
-            source = members[donor]["config"]
-            values = pbt.perturb(source, self.space, rng, self.tuning["resample"])  # (the searched keys only)
-            origin = str(Origin(trial=self.run_dir(source, SEARCH_SEED).parent.name, seed=SEARCH_SEED, step=step))
-            replaced.append(members[loser]["config"])
-            event = {"generation": generation + 1, "step": step, "copied": donor, "from": origin, "config": values}
-            members[loser] = {"config": {**values, ORIGIN: origin}, "lineage": [*members[donor]["lineage"], event]}
-        # Replaced: a paused trial no member runs any more (not a diverged one: it ended of itself; not one another
-        # member still runs). Its checkpoint stays; its record says why it went no further.
-        current = {key(m["config"]) for m in members}
-        paths = {trial_name(c): self.run_dir(c, SEARCH_SEED) / SUMMARY for c in replaced if key(c) not in current}
-        gone = [name for name, path in paths.items() if summary_or_empty(path).get("status") == TrialStatus.PAUSED]
-        self.population["replaced"].update(dict.fromkeys(gone, target))
-        self.population["generation"] = generation + 1
-        self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.directory / POPULATION, self.population)
-        for name in gone:
-            mark_stopped(paths[name], "pbt", target, self.directory)
-
-    def copy_parents(self, configs: list[Config]) -> None:
-        """Each new member's starting point: its donor's checkpoint at the boundary, copied to parent.pt (done
-        before the donor trains on, so a rerun after a kill finds the donor still at the boundary)."""
-        for config in configs:
-            child = self.run_dir(config, SEARCH_SEED)
-            run = Origin.parse(config[ORIGIN]).run if ORIGIN in config else None
-            if run is None or (child / PARENT).exists() or (child / SUMMARY).exists():
-                continue
-            donor = child.parents[1] / run / CHECKPOINT
-            if donor.is_file():
-                child.mkdir(parents=True, exist_ok=True)
-                atomic_write(child / PARENT, lambda f, donor=donor: f.write(donor.read_bytes()))
-
-    def pbt_trials(self) -> list[tuple[Config, int]]:
-        """The members' trials to run to the next boundary (or to the end after the last), exploiting and
-        exploring at each boundary once every member has reached it; [] when the population has finished or a
-        trial launched in this invocation did not get there. Sets `pause_at` for the batch."""
-        marks = pbt.boundaries(self.tuning["interval"])
-        while True:
-            members = [m["config"] for m in self.members()]
-            for config in members:
-                self.propose(config)
-            generation = self.population["generation"]
-            target = marks[generation] if generation < len(marks) else None
-            pending = list({key(c): c for c in members if not self.member_at(c, target)}.values())
-            if not pending and target is not None:
-                self.next_generation(target)
-                continue
-            if not pending or any(self.launched_to.get(key(c), -1) == target for c in pending):
-                return []
-            self.copy_parents(pending)
-            for config in pending:
-                self.launched_to[key(config)] = target
-            self.pause_at = target
-            return [(c, SEARCH_SEED) for c in pending]
-
     def next_trials(self) -> list[tuple[Config, int]]:
         """What the protocol's planner asks for next, given this study's results, less the configurations the
         optimizer refuses (the planner hears of them as failed, and asks again); proposals are remembered. With
-        early stopping, the search runs in rungs first (rung_trials); PBT runs its population (pbt_trials)."""
-        if self.tuning["protocol"] == "pbt":
-            return self.pbt_trials()
-        if self.rule != "none":
-            pairs = self.rung_trials()
+        early stopping, the search runs in rungs first; PBT runs its population (`partial`: None when it is over)."""
+        if self.partial is not None:
+            pairs = self.partial.next_trials()
             if pairs is not None:
                 return pairs
         self.pause_at = None
@@ -499,8 +319,9 @@ class Study:
             "command": command,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        if self.population:
-            study["population"] = self.population
+        population = self.partial.population if isinstance(self.partial, Population) else None
+        if population:
+            study["population"] = population
         if self.law:
             study["step_law"] = self.law
         if self.prediction:
@@ -523,9 +344,8 @@ class Study:
                 "seeds": len(scores),
                 "in_sample": not held_out,  # True: the median is the selection seed's own result
             }
-            if self.population:  # the winning member's whole path of hyperparameters
-                lineage = [m["lineage"] for m in self.population["members"] if key(m["config"]) == best[0]]
-                study["best"]["lineage"] = lineage[0] if lineage else None
+            if population:  # the winning member's whole path of hyperparameters
+                study["best"]["lineage"] = self.partial.lineage(best[0])
         self.directory.mkdir(parents=True, exist_ok=True)
         save_study(self.directory / STUDY, study)
         return study

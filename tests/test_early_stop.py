@@ -17,7 +17,7 @@ from optimizers import schedules
 from suite import curve_law, early_stop
 from suite.curves import Curve, multipliers, pause_step
 from suite.early_stop import decide
-from suite.study import EARLY_STOP
+from suite.rungs import EARLY_STOP
 from tests.conftest import FAST, cli, only_run_dir, read_metrics, read_summary, without_time
 from tests.test_sweep import sweep
 

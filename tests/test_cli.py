@@ -5,31 +5,18 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from suite import schema
 from tests.conftest import FAST, cli, only_run_dir, read_metrics, read_summary
 
-SUMMARY_KEYS = {
-    "status",
-    "workload",
-    "optimizer",
-    "seed",
-    "default_hyperparameters",
-    "metric",
-    "budget",
-    "final",
-    "best",
-    "steps",
-    "tokens",
+SUMMARY_KEYS = {  # what suite/schema.py requires of every record, and what a finished trial adds
+    *schema.SUMMARY_KEYS,
+    *schema.WORKLOAD_FACTS,
     "train_time_s",
     "tokens_per_s",
     "peak_mem_bytes",
     "params_total",
-    "params_non_embedding",
     "flops_per_token",
-    "flops_per_example",
-    "data_fingerprint",
     "target",
-    "time_to_target",
-    "provenance",
 }
 PROVENANCE_KEYS = {
     "git_commit",
@@ -38,6 +25,7 @@ PROVENANCE_KEYS = {
     "device",
     "data_fingerprint",
     "hostname",
+    "pid",
     "start_time",
     "end_time",
 }

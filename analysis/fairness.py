@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from suite.search_space import dims
 
 from suite.schema import studies
+from suite.search_space import dims
 
 EDGE_FRACTION = 0.05  # random search: a tuned value in the range's bottom or top 5% (on its scale) is at the edge
 GRID_PROTOCOLS = ("grid", "coordinate_descent")

@@ -36,7 +36,7 @@ class _Word(str, Enum):
 class TrialStatus(_Word):
     """A run's status in summary.json (and, with REFUSED, a trial's status in study.json)."""
 
-    RUNNING = "running"  # written before training; a record left so by a dead process is `stale`
+    RUNNING = "running"  # written before training (`process_gone` tells one whose process died)
     COMPLETED = "completed"
     DIVERGED = "diverged"
     FAILED = "failed"

@@ -35,7 +35,7 @@ from suite.schema import (
 from suite.search_space import Dim, dims
 
 EARLY_STOP_KEYS = ("early_stop", "rungs", "eta")  # settings of tuning.early_stop; part of a study's settings only
-# when it is on (a study without early stopping keeps the settings it always had)
+# when it is on (a random search without early stopping keeps the settings it always had)
 
 
 def with_values(optimizer_cfg: dict, config: Config) -> dict:
@@ -69,7 +69,7 @@ class Study:
         self.space: list[Dim] = dims(space)
         self.tuning = cfg["tuning"]
         cap = self.tuning.get("max_trials")
-        if self.tuning["seeds"] < 1 or self.tuning["trials"] < 1 or self.tuning["grid_points"] < 2:
+        if self.tuning["seeds"] < 1 or self.tuning.get("trials", 1) < 1 or self.tuning.get("grid_points", 2) < 2:
             raise ValueError("tuning.seeds and tuning.trials must be >= 1 and tuning.grid_points >= 2")
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise ValueError(f"tuning.max_trials must be an integer >= 1 or null, got {cap!r}")
@@ -120,7 +120,8 @@ class Study:
         return transfer.predict(tasks, *transfer.task_scale(cfg["workload"]))
 
     def settings(self) -> dict:
-        """What defines the study: a study directory holding other settings is refused, never overwritten."""
+        """What defines the study: a study directory holding other settings is refused, never overwritten. Each
+        protocol's YAML (conf/tuning/<name>.yaml) holds its own keys only."""
         return {
             **{
                 k: v
@@ -138,7 +139,9 @@ class Study:
         if saved is None:
             return
         old, new = saved["settings"], self.settings()
-        differing = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        # (compared on this protocol's keys: a record written when every tuning YAML held every protocol's keys
+        # carries ones this protocol never read)
+        differing = [k for k in sorted(new) if old.get(k) != new.get(k)]
         if "overrides" in differing:
             changed = sorted(set(old.get("overrides", [])) ^ set(new["overrides"]))
             differing[differing.index("overrides")] = f"overrides {' '.join(changed)}"

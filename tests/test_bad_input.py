@@ -244,12 +244,15 @@ CASES = {
     "unknown sweep option": Case("sweep", (*SWEEP, "--fast"), "unknown option --fast"),
     "zero seeds": Case("sweep", (*SWEEP, "tuning.seeds=0"), "tuning.seeds and tuning.trials must be >= 1"),
     "zero local slots": Case("sweep", (*SWEEP, "cluster.slots=0"), "cluster.slots must be >= 1 or auto"),
-    "trials a word": Case("sweep", (*SWEEP, "tuning.trials=many"), "tuning.trials must be an integer"),
+    "trials a word": Case("sweep", (*SWEEP, "tuning=random", "tuning.trials=many"), "tuning.trials must be an integer"),
+    "a key another protocol has": Case(
+        "sweep", (*SWEEP, "tuning=pbt", "tuning.trials=8"), "unknown key 'tuning.trials'"
+    ),
     "unknown early-stopping rule": Case(
         "sweep", (*SWEEP, "tuning=random", "tuning.early_stop=often"), "tuning.early_stop must be one of"
     ),
     "early stopping of a grid search": Case(
-        "sweep", (*SWEEP, "tuning=grid", "tuning.early_stop=curve"), "works with tuning=random only"
+        "sweep", (*SWEEP, "tuning=grid", "+tuning.early_stop=curve"), "works with tuning=random only"
     ),
     "rungs out of order": Case(
         "sweep", (*SWEEP, "tuning=random", "tuning.early_stop=curve", "tuning.rungs=[0.5,0.25]"), "increasing fractions"

@@ -120,7 +120,7 @@ def read_run(directory: Path) -> Run:
     row = {"run_dir": str(directory), "trial_id": directory.parent.name}  # (layout: <trial_id>/seed<seed>/)
     row.update(flatten(summary))
     row.update(flatten(config, "config."))
-    # The columns the analyses read (README: Analysis columns), one name per quantity.
+    # The columns the analyses read (docs/analysis.md: Analysis columns), one name per quantity.
     metric = summary.get("metric") or {"name": "loss", "lower_is_better": True}
     final = summary.get("final") or {}
     optimizer = {k: v for k, v in (config.get("optimizer") or {}).items() if k not in ("name", "search_space")}

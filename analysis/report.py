@@ -678,7 +678,7 @@ class Report:
         if not np.isfinite(times.time_to_target).any():
             section.text.append(
                 "Not available: no task has a target, or no trial reached one. Targets are set per workload "
-                "(README: Targets); a run records its time to target when its workload has one."
+                "(docs/workloads.md: Targets); a run records its time to target when its workload has one."
             )
             return section
         ratios = performance_ratios(median_times(times))
@@ -691,7 +691,7 @@ class Report:
                 "times are timed training seconds (valid when the trials ran on a quiet machine)."
                 if self.time == "seconds"
                 else "times are counted in tokens (valid under any load; wall-clock costs per step come from the "
-                "quiet step-time bench, README: Performance)."
+                "quiet step-time bench, docs/performance.md)."
             )
         )
         unreached, tasks = score_cap(ratios)

@@ -1,6 +1,6 @@
 """From trials to tuned results, with selection and scoring on different seeds.
 
-The policies (README: Analysis policies), each applied here once and read by every table and figure:
+The policies (docs/analysis.md: Analysis policies), each applied here once and read by every table and figure:
 - Selection: per task and optimizer, the search seed is the seed on which most configurations ran (seed 0 in a
   sweep); the tuned configuration is the one with the best final held-out metric on that seed.
 - Scoring: the tuned configuration and the authors' defaults are scored on the other seeds (a sweep's
@@ -60,13 +60,13 @@ def trials_frame(
     time: str = "seconds",
     rank_by: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """The collected table or an external CSV in the columns the analyses read (README: Analysis columns), with
-    `task` (the workload, or 'workload @ budget' where a workload was run at several budgets) and `score` (the
-    final metric oriented so that lower is better; +inf for a diverged run or a missing value). `time`: whether
-    time to target is counted in timed seconds (valid from a quiet machine) or in tokens (valid under any load).
-    `rank_score` is what ranks the tuned results: the score, or for the workloads in `rank_by` the held-out loss
-    named there (`final.<name>`: cnn_digits' accuracy on 359 images moves in steps of 0.28%, too coarse to rank by);
-    the selection stays on the workload's own metric, as the sweep's."""
+    """The collected table or an external CSV in the columns the analyses read (docs/analysis.md: Analysis columns),
+    with `task` (the workload, or 'workload @ budget' where a workload was run at several budgets) and `score`
+    (the final metric oriented so that lower is better; +inf for a diverged run or a missing value). `time`:
+    whether time to target is counted in timed seconds (valid from a quiet machine) or in tokens (valid under
+    any load). `rank_score` is what ranks the tuned results: the score, or for the workloads in `rank_by` the
+    held-out loss named there (`final.<name>`: cnn_digits' accuracy on 359 images moves in steps of 0.28%, too
+    coarse to rank by); the selection stays on the workload's own metric, as the sweep's."""
     df = df.copy()
     if time not in TIME_COLUMNS:
         raise ValueError(f"time to target is counted in {' or '.join(TIME_COLUMNS)}, not {time!r}")

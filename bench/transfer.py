@@ -1,4 +1,4 @@
-"""Hyperparameters that transfer, measured on the CPU ladders (README: Hyperparameters that transfer).
+"""Hyperparameters that transfer, measured on the CPU ladders (docs/sweeps.md: Hyperparameters that transfer).
 
     python bench/transfer.py RESULTS_DIR [--ladders quadratic,cnn_digits,lm_tiny] [--slots 2] [--out DIR]
 

@@ -204,7 +204,7 @@ def train(
     model.train()
     opt.train_mode()
     for step in range(start, settings.steps):
-        if step == start:  # the clock starts after this process's first step (README: Timing)
+        if step == start:  # the clock starts after this process's first step (docs/usage.md: Running a trial)
             warmup = Clock(device)
             warmup.start()
         lr = opt.set_lr(step)

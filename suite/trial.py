@@ -146,7 +146,8 @@ def check_writable(directory: Path) -> None:
 def prepare(cfg: dict) -> Plan:
     """Validate the resolved config and build the workload; raises ValueError/OSError for bad input."""
     if unclassified(cfg):  # (e.g. `+epochs=5`: appended by Hydra, unknown to the suite)
-        raise ValueError(f"unknown top-level key(s) {', '.join(unclassified(cfg))} (README: Results lists the keys)")
+        keys = ", ".join(unclassified(cfg))
+        raise ValueError(f"unknown top-level key(s) {keys} (docs/usage.md: Results lists the keys)")
     check_settings(cfg)
     name = cfg["optimizer"]["name"]
     spec = get_spec(name)

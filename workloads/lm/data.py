@@ -191,7 +191,7 @@ def shard_fingerprint(paths: list[str]) -> str:
 
 def shard_paths(cfg: dict) -> list[str]:
     """The shards matched by the glob `path`, or, when it is null, those fetched for `dataset` into its default
-    directory (README: GPU quick start)."""
+    directory (docs/gpu.md)."""
     if cfg.get("path"):
         return sorted(glob.glob(str(Path(cfg["path"]).expanduser())))
     if not cfg.get("dataset"):

@@ -115,31 +115,31 @@ def cmd_subset(args) -> None:
     print(f"-> {entry}, {write_csv(pd.DataFrame(rows), args.out)}")
 
 
-def check_destination_and_baseline(args, source: Path) -> None:
-    """Before anything is read or written: a report's `--out` is a directory (or nothing yet), and a `--baseline`
-    given is an optimizer the source holds (a results directory's <workload>/<optimizer>/ folders, or a table's
-    column). Without one the baseline is adamw, and a report of optimizers without it says so in its text."""
-    out = Path(args.out)
+def check_destination(out: Path) -> None:
+    """A report's `--out` is a directory, or nothing yet (checked before anything is read or written)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; a report goes into a directory")
-    given, args.baseline = args.baseline is not None, args.baseline or "adamw"
-    if not given:
-        return
-    if source.is_dir():
-        found = {d.name for d in source.glob("*/*") if d.is_dir() and is_record_dir_name(d.name)}
-    elif source.is_file():
-        found = set(read_table(source).get("optimizer", pd.Series(dtype=str)).astype(str))
-    else:
-        return
-    if found and args.baseline not in found:
-        raise ValueError(f"--baseline {args.baseline} ran in none of {source} (optimizers: {', '.join(sorted(found))})")
+
+
+def run_optimizers(results: Path) -> set[str]:
+    """The optimizers a results directory holds runs of: its <workload>/<optimizer>/ folders."""
+    return {d.name for d in results.glob("*/*") if d.is_dir() and is_record_dir_name(d.name)}
+
+
+def baseline_of(given: str | None, found: set[str], source: Path) -> str:
+    """The baseline speedups are measured against: one given must be among the source's optimizers; without one,
+    adamw (a report of optimizers without it says so in its text)."""
+    if given is not None and found and given not in found:
+        raise ValueError(f"--baseline {given} ran in none of {source} (optimizers: {', '.join(sorted(found))})")
+    return given or "adamw"
 
 
 def cmd_report(args) -> None:
     source, out = Path(args.source), Path(args.out)
-    check_destination_and_baseline(args, source)
+    check_destination(out)
     studies = study_table(source) if source.is_dir() else None
     if source.is_dir():
+        baseline = baseline_of(args.baseline, run_optimizers(source), source)
         trials_path = out / "trials.parquet"
         trials, problems, _ = collect([source], trials_path)
         for directory, reason in problems:
@@ -147,6 +147,7 @@ def cmd_report(args) -> None:
         curves = companion_paths(trials_path)[0]
     else:
         trials = read_table(source)
+        baseline = baseline_of(args.baseline, set(trials.get("optimizer", pd.Series(dtype=str)).astype(str)), source)
         curves = companion_paths(source)[0] if source.suffix == ".parquet" else None
     if trials.empty:
         raise ValueError(f"{source}: no trials to report on")
@@ -155,7 +156,7 @@ def cmd_report(args) -> None:
         curves,
         out,
         str(source),
-        baseline=args.baseline,
+        baseline=baseline,
         time=args.time,
         rank_by=parse_rank_by(args.rank_by),
         studies=studies,
@@ -168,8 +169,9 @@ def cmd_publish(args) -> None:
     results = Path(args.results)
     if not results.is_dir():
         raise ValueError(f"no such results directory: {results}")
-    check_destination_and_baseline(args, results)
-    path = publish(results, Path(args.out), args.baseline, args.time, args.rank_by, parse_rank_by(args.rank_by))
+    check_destination(Path(args.out))
+    baseline = baseline_of(args.baseline, run_optimizers(results), results)
+    path = publish(results, Path(args.out), baseline, args.time, args.rank_by, parse_rank_by(args.rank_by))
     print(f"-> {Path(args.out)}/ (report, {TRIALS} and its curves), {path}")
     print(f"regenerate: {json.loads(path.read_text())['regenerate']}")
 

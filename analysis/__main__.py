@@ -27,6 +27,7 @@ from analysis.transfer import fit as transfer_fit
 from analysis.transfer import predictions_table
 from analysis.tuning import TIME_COLUMNS, parse_rank_by, trials_frame, tuned_trials
 from suite.layout import is_record_dir_name
+from suite.settings import refuse
 
 
 def cmd_collect(args) -> None:
@@ -313,8 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         parse_rank_by(getattr(args, "rank_by", ""))
         args.run(args)
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
     return 0
 
 

@@ -16,6 +16,8 @@ SHARED = (  # the harness's modules that `analysis/` may import: the records and
     "suite.curves",  # a run's recorded learning curve and schedule
     "suite.curve_law",  # the scaling law with learning-rate annealing (early stopping, analysis predict)
     "suite.transfer",  # the optimum-lr vertex and the power laws in N and D (tuning=transfer, analysis transfer)
+    "suite.early_stop",  # the early-stopping rules' names (suite.settings declares tuning.early_stop with them)
+    "suite.settings",  # what each config group accepts, and the one `error:` line of a refusal
 )
 
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from suite import CONF_DIR
 from suite.checks import check_cluster, check_group_choices, check_overrides, check_parses, check_single_run
+from suite.settings import refuse
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -41,8 +42,7 @@ def command(argv: list[str]) -> int:
     tests call it in process)."""
     problem = refusal(argv)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return refuse(problem)
     sys.argv = ["suite", *argv]
     GlobalHydra.instance().clear()
     try:

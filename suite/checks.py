@@ -7,6 +7,7 @@ import shutil
 import yaml
 
 from suite import CONF_DIR
+from suite.settings import setting
 
 GROUPS = ("optimizer", "workload", "schedule", "workload/data", "tuning", "cluster", "subset", "study")
 
@@ -42,11 +43,6 @@ def check_group_choices(argv: list[str]) -> str | None:
             if name not in valid:
                 return f"unknown {group} {name!r}; valid: {', '.join(valid)}"
     return None
-
-
-NULLABLE = ("tuning.max_trials",)  # settings whose null means "none" (no cap), whatever their default
-AUTOMATIC = ("workload.micro_batch_size",)  # settings that take `auto` whatever their default
-ANY_LENGTH = ("tuning.rungs", "tuning.from")  # lists of any length (checked by their owners)
 
 
 def check_overrides(argv: list[str]) -> str | None:
@@ -93,9 +89,11 @@ def check_overrides(argv: list[str]) -> str | None:
             return f"unknown key {name!r}; {where} {', '.join(sorted(node.keys()))}"
         if name.startswith("optimizer.") or override.is_sweep_override() or isinstance(default, str):
             continue  # (a word's default, like `auto`, may give way to a number)
-        if (name in NULLABLE and override.value() is None) or (name in AUTOMATIC and override.value() == "auto"):
+        declared = setting(name)  # (null, a word like auto, or a list of any length, where its declaration says)
+        value = override.value()
+        if declared and ((declared.null and value is None) or value in declared.words):
             continue
-        if name in ANY_LENGTH and isinstance(override.value(), list):
+        if declared and declared.any_length and isinstance(value, list):
             continue
         default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
         if type(default) is int and type(override.value()) is float:

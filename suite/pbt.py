@@ -22,14 +22,7 @@ def boundaries(interval: float) -> list[float]:
 
 
 def check(tuning: dict, space: list[Dim]) -> None:
-    """PBT's settings, refused in one line (ValueError) before anything runs."""
-    population, interval, resample = tuning.get("population"), tuning.get("interval"), tuning.get("resample")
-    if isinstance(population, bool) or not isinstance(population, int) or population < 4:
-        raise ValueError(f"tuning.population must be an integer >= 4 (a quarter to copy from), got {population!r}")
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < 1:
-        raise ValueError(f"tuning.interval must be a fraction of the budget in (0, 1), got {interval!r}")
-    if isinstance(resample, bool) or not isinstance(resample, (int, float)) or not 0 <= resample <= 1:
-        raise ValueError(f"tuning.resample must be a probability in [0, 1], got {resample!r}")
+    """PBT's relations to the search space and the seeds (each setting's value is declared in suite/settings.py)."""
     if not space:
         raise ValueError("tuning=pbt has nothing to perturb: the optimizer's search space is empty")
     if tuning["seeds"] != 1:

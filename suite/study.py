@@ -33,6 +33,7 @@ from suite.schema import (
     summary_or_empty,
 )
 from suite.search_space import Dim, dims
+from suite.settings import check_config
 
 EARLY_STOP_KEYS = ("early_stop", "rungs", "eta")  # settings of tuning.early_stop; part of a study's settings only
 # when it is on (a random search without early stopping keeps the settings it always had)
@@ -57,6 +58,36 @@ def value_of(hp: dict, name: str) -> float:
     return float(hp[head][int(index)] if index else hp[head])
 
 
+def step_law_start(study: Study) -> dict:
+    """tuning=step_law: the law's lr as the start, its batch size put into the study's workload and overrides;
+    returns the law's values and their rounding (suite/step_law.py)."""
+    step_law.check(study.optimizer, study.cfg["workload"], study.overrides)
+    law = step_law.plan(study.cfg["workload"])
+    study.cfg = copy.deepcopy(study.cfg)
+    study.cfg["workload"].update(batch_size=law["batch_size"], micro_batch_size=law["micro_batch_size"])
+    study.overrides = [*study.overrides, *step_law.overrides(law)]
+    study.start["lr"] = law["lr"]
+    return law
+
+
+def transfer_start(study: Study) -> dict:
+    """tuning=transfer: the configuration fitted from tuned studies at other scales, at this task's (N, D), as the
+    start; returns the fitted laws and the prediction (suite/transfer.py)."""
+    transfer.check_settings(study.tuning)
+    if "lr" not in study.start:
+        raise ValueError(f"tuning=transfer predicts lr, which {study.optimizer}'s search space does not hold")
+    sources = study.tuning["from"]
+    tasks = transfer.load_tasks([sources] if isinstance(sources, str) else list(sources), study.optimizer)
+    if study.start.keys() != tasks[0]["space"].keys():
+        raise ValueError("tuning.from: the studies searched other hyperparameters than this study's search space")
+    prediction = transfer.predict(tasks, *transfer.task_scale(study.cfg["workload"]))
+    study.start.update({k: v for k, v in prediction["config"].items() if k in study.start})
+    return prediction
+
+
+PREDICTORS = {"step_law": step_law_start, "transfer": transfer_start}  # protocols that predict their configuration
+
+
 class Study:
     """One optimizer on one task under one protocol. Reads its earlier state from study.json (refusing one written
     with other settings), answers for the outcome of each (configuration, seed) from the run records, and writes
@@ -68,11 +99,7 @@ class Study:
         validate_search_space(optimizer, space, declared_hyperparameters(optimizer))
         self.space: list[Dim] = dims(space)
         self.tuning = cfg["tuning"]
-        cap = self.tuning.get("max_trials")
-        if self.tuning["seeds"] < 1 or self.tuning.get("trials", 1) < 1 or self.tuning.get("grid_points", 2) < 2:
-            raise ValueError("tuning.seeds and tuning.trials must be >= 1 and tuning.grid_points >= 2")
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ValueError(f"tuning.max_trials must be an integer >= 1 or null, got {cap!r}")
+        check_config(cfg)
         early_stop.check(self.tuning)
         if self.tuning["protocol"] == "pbt":
             pbt.check(self.tuning, self.space)
@@ -82,20 +109,12 @@ class Study:
             raise ValueError("--force cannot rerun a study in rungs (tuning.early_stop); give it a new tuning.name")
         self.rule = self.tuning.get("early_stop", "none")
         self.pause_at: float | None = None  # where the trials of the latest batch pause (a rung), or None
-        self.law: dict | None = None  # step_law: the law's values and their rounding (suite/step_law.py)
-        self.prediction: dict | None = None  # transfer: the fitted laws and the prediction (suite/transfer.py)
-        if self.tuning["protocol"] == "step_law":
-            step_law.check(optimizer, cfg["workload"], overrides)
-            self.law = step_law.plan(cfg["workload"])
-            self.cfg = cfg = copy.deepcopy(cfg)
-            cfg["workload"].update(batch_size=self.law["batch_size"], micro_batch_size=self.law["micro_batch_size"])
-            self.overrides = overrides = [*overrides, *step_law.overrides(self.law)]
         self.start: Config = {d.key: value_of(hyperparameters(cfg["optimizer"]), d.key) for d in self.space}
-        if self.law:
-            self.start["lr"] = self.law["lr"]
-        if self.tuning["protocol"] == "transfer":
-            self.prediction = self.predicted(cfg)
-            self.start.update({k: v for k, v in self.prediction["config"].items() if k in self.start})
+        # a protocol that predicts its configuration (PREDICTORS) sets the start, and its record goes into study.json
+        # under the protocol's name; the rest start from the optimizer's defaults
+        predictor = PREDICTORS.get(self.tuning["protocol"])
+        self.prediction: dict | None = predictor(self) if predictor else None
+        cfg, overrides = self.cfg, self.overrides
         budget = next((o.partition("=")[2] for o in overrides if o.startswith("workload.tokens=")), None)
         self.directory = study_dir(cfg["results_dir"], workload, optimizer, self.tuning["name"], budget)
         self.configs: dict[tuple, Config] = {}  # every configuration proposed so far
@@ -107,17 +126,6 @@ class Study:
         self.partial: Rungs | Population | None = (
             Population(self) if self.tuning["protocol"] == "pbt" else Rungs(self) if self.rule != "none" else None
         )
-
-    def predicted(self, cfg: dict) -> dict:
-        """tuning=transfer: the configuration fitted from tuned studies at other scales, at this task's (N, D)."""
-        transfer.check_settings(self.tuning)
-        if "lr" not in {d.key for d in self.space}:
-            raise ValueError(f"tuning=transfer predicts lr, which {self.optimizer}'s search space does not hold")
-        sources = self.tuning["from"]
-        tasks = transfer.load_tasks([sources] if isinstance(sources, str) else list(sources), self.optimizer)
-        if {d.key for d in self.space} != tasks[0]["space"].keys():
-            raise ValueError("tuning.from: the studies searched other hyperparameters than this study's search space")
-        return transfer.predict(tasks, *transfer.task_scale(cfg["workload"]))
 
     def settings(self) -> dict:
         """What defines the study: a study directory holding other settings is refused, never overwritten. Each
@@ -325,10 +333,8 @@ class Study:
         population = self.partial.population if isinstance(self.partial, Population) else None
         if population:
             study["population"] = population
-        if self.law:
-            study["step_law"] = self.law
         if self.prediction:
-            study["transfer"] = self.prediction
+            study[self.tuning["protocol"]] = self.prediction
         if best:
             config = dict(best[0])
             mine = [t for t in trials if t["trial"] == trial_name(config) and t["score"] is not None]

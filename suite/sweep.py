@@ -38,6 +38,7 @@ from suite.layout import STUDY, SUMMARY
 from suite.progress import Progress
 from suite.protocols import Config, key
 from suite.schema import ENDED, SEARCH_SEED, TrialStatus, load_study, summary_or_empty
+from suite.settings import refuse
 from suite.study import Study
 
 
@@ -103,11 +104,7 @@ def visible_gpus() -> list[str]:
 def local_slots(setting) -> list[dict]:
     """Environment for each slot: its own GPU, or an equal share of this process's CPU cores."""
     gpus = visible_gpus()
-    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int)):
-        raise ValueError(f"cluster.slots must be >= 1 or auto, got {setting!r}")
-    slots = (len(gpus) or 1) if setting == "auto" else setting
-    if slots < 1:
-        raise ValueError(f"cluster.slots must be >= 1 or auto, got {setting}")
+    slots = (len(gpus) or 1) if setting == "auto" else setting  # (its value is declared in suite/settings.py)
     if gpus:
         if slots > len(gpus):
             raise ValueError(f"cluster.slots={slots} but only {len(gpus)} GPU(s) are visible")
@@ -472,8 +469,7 @@ def main(argv: list[str]) -> int:
             except OSError as e:
                 raise ValueError(f"results directory {study.directory} is not writable: {e.strerror or e}") from e
     except (ValueError, OSError, HydraException, OmegaConfBaseException) as e:
-        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
+        return refuse(e)
     command = shlex.join(["python", "-m", "suite.sweep", *argv])
     stop = Stop()
     signal.signal(signal.SIGINT, stop.handle)

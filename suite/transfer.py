@@ -259,9 +259,7 @@ def checks(config: dict, k: int) -> list[dict]:
 
 
 def check_settings(tuning: dict) -> None:
-    check = tuning.get("check")
-    if isinstance(check, bool) or not isinstance(check, int) or not 0 <= check <= len(CHECK_FACTORS):
-        raise ValueError(f"tuning.check must be an integer in [0, {len(CHECK_FACTORS)}], got {check!r}")
+    """What tuning=transfer needs beyond its settings' values (declared in suite/settings.py): studies to fit on."""
     sources = tuning.get("from")
     if not sources or not isinstance(sources, list | str):
         raise ValueError("tuning=transfer needs tuning.from=[<study dir>,...]: the tuned studies to fit on")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import math
 import resource
 import sys
 import traceback
@@ -37,11 +36,12 @@ from suite.layout import (
 from suite.provenance import device_name, provenance
 from suite.records import MetricsLog, atomic_write_text
 from suite.schema import Origin, RecordError, TrialStatus, check_facts, is_finished, load_summary, save_summary
+from suite.settings import check_config, refuse
 from suite.trainer import Optimization, Outcome, TrainSettings, train, train_step
 from workloads import Workload, build_workload
 from workloads.base import to_device
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # the autocast dtype; `precision=auto` picks one per device
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16}  # each of settings.PRECISIONS: its autocast dtype
 
 
 @dataclass(frozen=True)
@@ -75,39 +75,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} but CUDA is not available here; use device=auto or device=cpu")
     return device
-
-
-def check_settings(cfg: dict) -> None:
-    def integer(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    def number(value) -> bool:
-        return (integer(value) or isinstance(value, float)) and math.isfinite(value)
-
-    for key in ("eval_every", "log_every"):
-        if not integer(cfg[key]) or cfg[key] <= 0:
-            raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}")
-    for key in ("seed", "data_seed", "checkpoint_every"):
-        if not integer(cfg[key]) or cfg[key] < 0:
-            raise ValueError(f"{key} must be a non-negative integer, got {cfg[key]!r}")
-    for key in ("progress", "force"):
-        if not isinstance(cfg[key], bool):
-            raise ValueError(f"{key} must be true or false, got {cfg[key]!r}")
-    if not isinstance(cfg["compile"], bool) and cfg["compile"] != "auto":
-        raise ValueError(f"compile must be auto, true or false, got {cfg['compile']!r}")
-    if cfg["precision"] not in ("auto", *PRECISIONS):
-        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
-    if cfg["peak_flops"] is not None and (not number(cfg["peak_flops"]) or cfg["peak_flops"] <= 0):
-        raise ValueError(f"peak_flops must be a positive number of FLOP/s or null, got {cfg['peak_flops']!r}")
-    if cfg["init_from"] is not None:
-        Origin.parse(cfg["init_from"])
-    pause = cfg["pause_at"]
-    if pause is not None and (not number(pause) or not 0 < pause < 1):
-        raise ValueError(f"pause_at must be a fraction of the budget in (0, 1) or null, got {pause!r}")
-    if not number(cfg["grad_clip"]) or cfg["grad_clip"] < 0:
-        raise ValueError(f"grad_clip must be a number >= 0 (0 turns clipping off), got {cfg['grad_clip']!r}")
-    if not number(cfg["divergence_factor"]) or cfg["divergence_factor"] <= 1:
-        raise ValueError(f"divergence_factor must be a number > 1, got {cfg['divergence_factor']!r}")
 
 
 def available_memory() -> int | None:
@@ -148,7 +115,7 @@ def prepare(cfg: dict) -> Plan:
     if unclassified(cfg):  # (e.g. `+epochs=5`: appended by Hydra, unknown to the suite)
         keys = ", ".join(unclassified(cfg))
         raise ValueError(f"unknown top-level key(s) {keys} (docs/usage.md: Results lists the keys)")
-    check_settings(cfg)
+    check_config(cfg)
     name = cfg["optimizer"]["name"]
     spec = get_spec(name)
     declared = declared_hyperparameters(name)
@@ -182,7 +149,7 @@ def step_fits(plan: Plan, micro: int) -> bool:
     fresh model and optimizer, thrown away after: the trial itself starts from its seeds as if never probed)."""
     cfg, workload, device = plan.cfg, plan.workload, plan.device
     workload.set_micro_batch_size(micro)
-    dtype = PRECISIONS[plan.precision]
+    dtype = AUTOCAST[plan.precision]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     model = opt = None
     try:
@@ -228,7 +195,7 @@ def attention_kernel(plan: Plan) -> str | None:
     head_dim = plan.workload.facts().get("head_dim")
     if plan.device.type != "cuda" or head_dim is None:
         return None
-    dtype = PRECISIONS[plan.precision] or torch.float32
+    dtype = AUTOCAST[plan.precision] or torch.float32
     q = torch.randn(1, 1, 128, head_dim, device=plan.device, dtype=dtype)
     try:
         with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
@@ -350,7 +317,7 @@ def execute(plan: Plan, summary: dict, resume: dict | None, preemption: Preempti
         ranks=plan.ranks,
         pause_step=plan.pause_step,
     )
-    dtype = PRECISIONS[plan.precision]
+    dtype = AUTOCAST[plan.precision]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     if device.type == "cuda":  # TF32 tensor cores for the fp32 matmuls and convolutions left outside autocast
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -509,8 +476,7 @@ def run(cfg) -> int:
             check_writable(plan.directory)
         probes = choose_micro_batch(plan)
     except (ValueError, OSError, TypeError) as e:  # (TypeError: a value of a type no check foresaw)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return refuse(e)
     summary = start_summary(plan)
     summary.update(micro_batch_size=plan.workload.micro_batch_size, micro_batch_probes=probes)
     if resume and resume.get("from_parent"):

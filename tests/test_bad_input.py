@@ -242,7 +242,7 @@ CASES = {
     "unknown subset": Case("sweep", ("subset=nothing",), "unknown subset 'nothing'"),
     "unknown named study": Case("sweep", ("study=nothing",), "unknown study 'nothing'"),
     "unknown sweep option": Case("sweep", (*SWEEP, "--fast"), "unknown option --fast"),
-    "zero seeds": Case("sweep", (*SWEEP, "tuning.seeds=0"), "tuning.seeds and tuning.trials must be >= 1"),
+    "zero seeds": Case("sweep", (*SWEEP, "tuning.seeds=0"), "tuning.seeds must be an integer >= 1"),
     "zero local slots": Case("sweep", (*SWEEP, "cluster.slots=0"), "cluster.slots must be >= 1 or auto"),
     "trials a word": Case("sweep", (*SWEEP, "tuning=random", "tuning.trials=many"), "tuning.trials must be an integer"),
     "a key another protocol has": Case(

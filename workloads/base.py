@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,20 +32,6 @@ class Metric:
 
     def reached(self, value: float, target: float) -> bool:
         return value <= target if self.lower_is_better else value >= target
-
-
-def check_positive(cfg: dict, *keys: str, optional: bool = False, integer: bool = False) -> None:
-    """Each `workload.<key>` a positive, finite number (a whole one where `integer`; or null where `optional`),
-    else a ValueError naming that key."""
-    kinds = (int,) if integer else (int, float)
-    for key in keys:
-        value = cfg.get(key)
-        if optional and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, kinds) or not 0 < value < math.inf:
-            what = "a positive integer" if integer else "a positive number"
-            finite = " (finite)" if value == math.inf else ""
-            raise ValueError(f"workload.{key} must be {what}{finite}{' or null' if optional else ''}, got {value!r}")
 
 
 Batch = torch.Tensor | tuple[torch.Tensor, ...]  # token windows, or (inputs, labels)
@@ -116,8 +101,6 @@ class Workload(ABC):
         if micro == "auto":
             self.micro_batch_size, self.micro_batches = None, 0
             return
-        if isinstance(micro, bool) or not isinstance(micro, int) or micro <= 0:
-            raise ValueError(f"workload.micro_batch_size must be a positive integer or auto, got {micro!r}")
         if self.examples_per_step % micro:
             raise ValueError(
                 f"workload.batch_size={self.examples_per_step} is not a multiple of workload.micro_batch_size="

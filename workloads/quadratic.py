@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workloads.base import Metric, ParamRole, Workload, check_positive
+from workloads.base import Metric, ParamRole, Workload
 
 
 class QuadraticModel(nn.Module):
@@ -47,11 +47,7 @@ class Quadratic(Workload):
         self.target = cfg.get("target")
         self.rows, self.cols = cfg["rows"], cfg["cols"]
         self.dim = self.rows * self.cols
-        check_positive(cfg, "rows", "cols", "batch_size", "steps", "eval_examples", integer=True)
-        check_positive(cfg, "tokens", optional=True)
         batch = cfg["batch_size"]
-        if not cfg["noise"] >= 0:
-            raise ValueError(f"workload.noise must be >= 0, got {cfg['noise']}")
         low, high = cfg["small_range"][0], cfg["large_range"][1]
         if not 0 < low <= high:
             ranges = f"{cfg['small_range']} and {cfg['large_range']}"

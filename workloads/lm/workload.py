@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.base import Metric, ParamRole, Workload, check_positive, roles_by_module
+from workloads.base import Metric, ParamRole, Workload, roles_by_module
 from workloads.lm.data import TokenData, load_tokens
 from workloads.lm.model import LMShape, Transformer
 
@@ -26,7 +26,6 @@ def lm_shape(cfg: dict, vocab_size: int) -> LMShape:
 
 def token_budget(cfg: dict, non_embedding_params: int) -> int:
     """Explicit `tokens` when set, else `chinchilla` x 20 tokens per non-embedding parameter."""
-    check_positive(cfg, "tokens", "chinchilla", optional=True)
     if cfg.get("tokens") is not None:
         return int(cfg["tokens"])
     if cfg.get("chinchilla") is None:
@@ -47,14 +46,9 @@ class LanguageModel(Workload):
     def __init__(self, cfg: dict):
         self.name = cfg["name"]
         self.target = cfg.get("target")
-        check_positive(cfg, "batch_size", "seq_len", "d_model", "n_head", "n_layer", integer=True)
         batch, seq = cfg["batch_size"], cfg["seq_len"]
         self.examples_per_step = batch
         self.set_micro_batch_size(cfg["micro_batch_size"])
-        if not isinstance(cfg["activation_checkpointing"], bool):
-            raise ValueError(
-                f"workload.activation_checkpointing must be true or false, got {cfg['activation_checkpointing']!r}"
-            )
         self.activation_checkpointing = cfg["activation_checkpointing"]
         if cfg["d_model"] % cfg["n_head"] or (cfg["d_model"] // cfg["n_head"]) % 2:
             raise ValueError(f"workload.d_model={cfg['d_model']} must split into {cfg['n_head']} heads of even size")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from workloads.base import Metric, ParamRole, Workload, check_positive, roles_by_module
+from workloads.base import Metric, ParamRole, Workload, roles_by_module
 from workloads.vision.data import Images, load_images
 from workloads.vision.models import MODELS
 
@@ -39,8 +39,6 @@ class ImageClassification(Workload):
         self.name = cfg["name"]
         self.target = cfg.get("target")
         self.cfg = cfg
-        check_positive(cfg, "batch_size", integer=True)
-        check_positive(cfg, "epochs", "tokens", optional=True)
         batch = cfg["batch_size"]
         self.examples_per_step = self.tokens_per_step = batch
         self.set_micro_batch_size(cfg["micro_batch_size"])

@@ -54,7 +54,7 @@ RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
     (("*weight_decay*",), NON_NEGATIVE),
     (("momentum",), UNIT),
     (("r", "s_decay"), NON_NEGATIVE),
-    (("alpha", "rho", "d0", "d_coef", "s_init", "reps_rel*", "*_scale"), POSITIVE),
+    (("alpha", "rho", "d0", "d_coef", "s_init", "reps_rel*", "*_scale", "damping"), POSITIVE),
     (("balance_prob",), PROBABILITY),
     (("*_steps", "*_period", "*_frequency", "*_dim", "num_*", "*_triangular"), COUNT),
     (("*_roles",), ROLE),  # each element

@@ -55,6 +55,9 @@ class OptimizerSpec:
     train_eval_modes: bool = False  # optimizer.train()/.eval() around evaluation and checkpoints (Schedule-Free)
     averager: Callable[[nn.Module], Averager] | None = None  # evaluate averaged weights (DoG)
     hessian_step: Callable[[Any], bool] | None = None  # does this step's backward need create_graph (SophiaH)?
+    # bytes of state that grow beyond a few buffers per parameter (M-FAC's window), from (hp, parameters, steps):
+    # a trial whose state cannot fit on its device is refused before it starts
+    state_bytes: Callable[[Mapping, int, int], int] | None = None
 
 
 def split_by_roles(params: NamedParams, roles: Roles, selected: set[ParamRole]) -> tuple[list, list]:

@@ -100,6 +100,21 @@ def check_memory(workload: Workload, micro: int) -> None:
         )
 
 
+def check_state_memory(spec: OptimizerSpec, hp: dict, workload: Workload, device: torch.device) -> None:
+    """Refuse a trial whose optimizer state alone (M-FAC's window of gradients) cannot fit in the device's free
+    memory. The parameters are counted on the meta device: nothing is allocated."""
+    with torch.device("meta"):
+        parameters = sum(p.numel() for p in workload.build_model(0).parameters())
+    need = spec.state_bytes(hp, parameters, workload.steps)
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory()
+    if free is not None and need > free:
+        raise ValueError(
+            f"optimizer {spec.name} needs {need / 2**30:,.1f} GiB for its state on workload {workload.name} "
+            f"({parameters:,} parameters, {workload.steps:,} steps), more than the {free / 2**30:,.1f} GiB free on "
+            f"{device.type}: take a smaller workload, or a smaller window where the optimizer has one"
+        )
+
+
 def check_writable(directory: Path) -> None:
     """Create the run directory's parents and prove we can write there, before any training."""
     try:
@@ -136,6 +151,8 @@ def prepare(cfg: dict) -> Plan:
         check_memory(workload, workload.micro_batch_size or workload.examples_per_step // ranks.world)
     if ranks.active and device.type == "cuda":
         device = torch.device("cuda", ranks.local)
+    if spec.state_bytes:
+        check_state_memory(spec, hyperparameters(cfg["optimizer"]), workload, device)
     cuda = device.type == "cuda"
     precision = (workload.cuda_precision if cuda else "fp32") if cfg["precision"] == "auto" else cfg["precision"]
     compiled = cuda if cfg["compile"] == "auto" else cfg["compile"]

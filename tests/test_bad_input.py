@@ -181,6 +181,12 @@ CASES = {
     "a language model too large for this CPU's memory": Case(
         "suite", ("optimizer=muon", "workload=lm_125m", "workload/data=synthetic"), "more than the", fast=False
     ),
+    "an optimizer state too large for this machine": Case(
+        "suite",
+        ("optimizer=mfac", "workload=lm_125m", "workload/data=synthetic", "workload.micro_batch_size=1"),
+        "optimizer mfac needs 325.9 GiB for its state",
+        fast=False,
+    ),
     "infinite token budget": Case("suite", ("workload.tokens=inf",), "workload.tokens must be a positive number (fin"),
     "token budget beyond a float": Case(
         "suite",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from suite.records import atomic_write
+from workloads.files import atomic_write
 
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 

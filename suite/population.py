@@ -13,8 +13,9 @@ import numpy as np
 from suite import curves, pbt
 from suite.layout import CHECKPOINT, PARENT, SUMMARY
 from suite.protocols import Config, key, random_configs, trial_name
-from suite.records import atomic_write, atomic_write_json, read_json
+from suite.records import read_json
 from suite.schema import FINISHED, ORIGIN, SEARCH_SEED, Origin, TrialStatus, mark_stopped, summary_or_empty
+from workloads.files import atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
     from suite.study import Study

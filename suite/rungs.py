@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from suite import curves, early_stop
 from suite.layout import SUMMARY
 from suite.protocols import Config, key, trial_name, wanted
-from suite.records import atomic_write_json, read_json
+from suite.records import read_json
 from suite.schema import FINISHED, SEARCH_SEED, TrialStatus, mark_stopped, summary_or_empty
+from workloads.files import atomic_write_json
 
 if TYPE_CHECKING:
     from suite.study import Study

@@ -19,7 +19,8 @@ from enum import Enum
 from pathlib import Path
 
 from suite.layout import STUDY
-from suite.records import atomic_write_json, read_json
+from suite.records import read_json
+from workloads.files import atomic_write_json
 
 
 class _Word(str, Enum):

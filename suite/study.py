@@ -16,7 +16,6 @@ from suite import curves, declared_hyperparameters, early_stop, pbt, step_law, t
 from suite.layout import STUDY, SUMMARY, is_study_defining, run_dir, study_dir
 from suite.population import Population
 from suite.protocols import Config, key, next_trials, trial_name, wanted
-from suite.records import atomic_write_text
 from suite.rungs import Rungs
 from suite.schema import (
     ENDED,
@@ -34,6 +33,7 @@ from suite.schema import (
 )
 from suite.search_space import Dim, dims
 from suite.settings import check_config
+from workloads.files import atomic_write_text
 
 EARLY_STOP_KEYS = ("early_stop", "rungs", "eta")  # settings of tuning.early_stop; part of a study's settings only
 # when it is on (a random search without early stopping keeps the settings it always had)

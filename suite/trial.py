@@ -34,12 +34,13 @@ from suite.layout import (
     unclassified,
 )
 from suite.provenance import device_name, provenance
-from suite.records import MetricsLog, atomic_write_text
+from suite.records import MetricsLog
 from suite.schema import Origin, RecordError, TrialStatus, check_facts, is_finished, load_summary, save_summary
 from suite.settings import check_config, refuse
 from suite.trainer import Optimization, Outcome, TrainSettings, train, train_step
 from workloads import Workload, build_workload
 from workloads.base import to_device
+from workloads.files import atomic_write_text
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16}  # each of settings.PRECISIONS: its autocast dtype
 

@@ -8,9 +8,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from suite.layout import run_dir, trial_id
-from suite.records import atomic_write_json
 from suite.trainer import Clock
 from tests.conftest import compose_config
+from workloads.files import atomic_write_json
 
 
 def resolved(overrides):

@@ -131,6 +131,15 @@ def test_analysis_imports_from_the_harness_only_its_shared_modules():
         assert outside == set(), path.name
 
 
+def test_workloads_and_optimizers_import_nothing_of_the_harness():
+    """The dependencies run one way (docs/architecture.md): suite imports workloads and optimizers, never back."""
+    for package in ("workloads", "optimizers"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            assert {m for m in imported_modules(path) if m.split(".")[0] in ("suite", "analysis")} == set(), path
+    files = {m.split(".")[0] for m in imported_modules(ROOT / "workloads" / "files.py")}
+    assert files.isdisjoint({"suite", "analysis", "workloads", "optimizers", "torch"})
+
+
 def test_the_shared_modules_and_the_analysis_load_without_torch():
     code = f"import sys, analysis.__main__; [__import__(m) for m in {SHARED!r}]; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout

@@ -1,20 +1,26 @@
-"""Workloads: models, data and metrics. Knows nothing about optimizers or launching."""
+"""Workloads: models, data and metrics. Knows nothing about optimizers or launching.
+
+The names below are imported on first use, so that `workloads.files` (the atomic writer, torch-free) can be
+imported by the analysis without loading torch."""
 
 from __future__ import annotations
 
-from workloads.base import Metric, ParamRole, Workload
-from workloads.lm.workload import LanguageModel
-from workloads.quadratic import Quadratic
-from workloads.vision.workload import ImageClassification
+import importlib
+from typing import Any
 
-FAMILIES: dict[str, type[Workload]] = {"lm": LanguageModel, "quadratic": Quadratic, "vision": ImageClassification}
-
-
-def build_workload(cfg: dict) -> Workload:
-    """Build the workload described by a resolved `workload` config (its `family` picks the class)."""
-    if cfg["family"] not in FAMILIES:
-        raise ValueError(f"unknown workload family {cfg['family']!r}; valid: {', '.join(sorted(FAMILIES))}")
-    return FAMILIES[cfg["family"]](cfg)
+EXPORTS = {
+    "Metric": "workloads.base",
+    "ParamRole": "workloads.base",
+    "Workload": "workloads.base",
+    "FAMILIES": "workloads.families",
+    "build_workload": "workloads.families",
+}
 
 
-__all__ = ["FAMILIES", "Metric", "ParamRole", "Workload", "build_workload"]
+def __getattr__(name: str) -> Any:
+    if name not in EXPORTS:
+        raise AttributeError(f"module 'workloads' has no attribute {name!r}")
+    return getattr(importlib.import_module(EXPORTS[name]), name)
+
+
+__all__ = sorted(EXPORTS)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from suite.records import atomic_write_json
+from workloads.files import atomic_write_json
 from workloads.lm.data import MANIFEST, default_dir, read_manifest, read_shard
 
 
